@@ -1,0 +1,60 @@
+//! The flags feed: every sale's coarse flags, which the origin serves at `GET /api/flags` and the
+//! edge polls in the background (about every 100 ms).
+//!
+//! The feed carries the window and the sold-out flag rather than a precomputed state, so the edge
+//! derives `upcoming → on_sale → ended` from its own clock without waiting for the next poll.
+//! `version` grows whenever a flag or a sale changes, so a poller can skip an unchanged feed.
+
+use serde::{Deserialize, Serialize};
+
+use crate::sale::{state_at, SaleState};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlagsFeed {
+    /// Grows with every change of any sale's flags or window.
+    pub version: u64,
+    /// The origin's clock when the feed was built (Unix ms).
+    pub server_time: u64,
+    pub sales: Vec<SaleFlags>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SaleFlags {
+    pub sku: String,
+    pub starts_at: u64,
+    pub ends_at: u64,
+    /// Raised by the SRE switch or because stock reached zero.
+    pub sold_out: bool,
+    /// Orders one uid may hold for this sku (the edge dedups winners only when this is 1).
+    pub per_user_limit: u32,
+}
+
+impl SaleFlags {
+    pub fn state_at(&self, now_ms: u64) -> SaleState {
+        state_at(now_ms, self.starts_at, self.ends_at, self.sold_out)
+    }
+}
+
+impl FlagsFeed {
+    pub fn get(&self, sku: &str) -> Option<&SaleFlags> {
+        self.sales.iter().find(|s| s.sku == sku)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn feed_json_round_trip() {
+        let f = FlagsFeed {
+            version: 7,
+            server_time: 1000,
+            sales: vec![SaleFlags { sku: "a".into(), starts_at: 10, ends_at: 20, sold_out: true, per_user_limit: 1 }],
+        };
+        let j = serde_json::to_string(&f).unwrap();
+        assert_eq!(serde_json::from_str::<FlagsFeed>(&j).unwrap(), f);
+        assert_eq!(f.get("a").unwrap().state_at(15), SaleState::SoldOut);
+        assert!(f.get("b").is_none());
+    }
+}
