@@ -1,0 +1,479 @@
+//! Everything the origin keeps in Redis, behind one type.
+//!
+//! Each operation that changes a sale is one Lua script (`src/lua/*.lua`), run with EVALSHA and
+//! loaded automatically on `NOSCRIPT` (redis-rs [`Script`]), so an attempt is atomic: the window, the
+//! flags, the per-user limit, the stock and the order record are checked and written together.
+//! Every key of a sku carries the hash tag `{sku}`, so all keys one script touches live in one
+//! Redis Cluster slot.
+//!
+//! All calls go through one multiplexed [`ConnectionManager`]: concurrent requests are pipelined
+//! on it and it reconnects by itself after Redis comes back. Every call is bounded in time; see
+//! [`Store::buy`] for how a timeout is kept from meaning "maybe committed".
+
+use std::future::Future;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, Script};
+use serde::{Deserialize, Serialize};
+
+use seckill_core::feed::SaleFlags;
+use seckill_core::sale::{state_at, SaleState};
+
+/// Set of every sku that has a sale (not sku-tagged: it is read by the flags refresher).
+const SALES_KEY: &str = "sk:sales";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("redis unavailable: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("redis did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("unexpected answer from redis: {0}")]
+    Protocol(String),
+}
+
+/// The keys of one sku. The `{sku}` hash tag keeps them in one cluster slot.
+struct SkuKeys {
+    sale: String,
+    orders: String,
+    held: String,
+    history: String,
+    pending: String,
+}
+
+impl SkuKeys {
+    fn new(sku: &str) -> Self {
+        SkuKeys {
+            sale: format!("sk:{{{sku}}}:sale"),
+            orders: format!("sk:{{{sku}}}:orders"),
+            held: format!("sk:{{{sku}}}:held"),
+            history: format!("sk:{{{sku}}}:history"),
+            pending: format!("sk:{{{sku}}}:pending"),
+        }
+    }
+}
+
+/// What the buy script decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuyResult {
+    Won { order_id: String },
+    AlreadyWon { order_id: String },
+    SoldOut,
+    NotStarted { starts_at: u64, ends_at: u64 },
+    Ended { starts_at: u64, ends_at: u64 },
+    UnknownSku,
+    /// The script ran after the origin's fence: nothing was committed.
+    Late,
+}
+
+/// A sale as an SRE defines it (`PUT /admin/sales/{sku}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SaleConfig {
+    pub stock: u64,
+    pub starts_at: u64,
+    pub ends_at: u64,
+    #[serde(default = "default_per_user_limit")]
+    pub per_user_limit: u32,
+    #[serde(default = "default_pay_within_s")]
+    pub pay_within_s: u64,
+}
+
+fn default_per_user_limit() -> u32 {
+    1
+}
+fn default_pay_within_s() -> u64 {
+    900
+}
+
+/// Largest stock one sale may have; keeps counters and the pending set far from any limit.
+pub const MAX_STOCK: u64 = 100_000_000;
+/// Largest per-user limit.
+pub const MAX_PER_USER_LIMIT: u32 = 1_000;
+/// Longest payment window (one week).
+pub const MAX_PAY_WITHIN_S: u64 = 7 * 24 * 3600;
+
+impl SaleConfig {
+    /// Check a config before it touches Redis; the error names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.stock > MAX_STOCK {
+            return Err(format!("stock must be at most {MAX_STOCK}"));
+        }
+        if self.ends_at <= self.starts_at {
+            return Err("ends_at must be after starts_at".into());
+        }
+        if self.per_user_limit == 0 || self.per_user_limit > MAX_PER_USER_LIMIT {
+            return Err(format!("per_user_limit must be 1..={MAX_PER_USER_LIMIT}"));
+        }
+        if self.pay_within_s == 0 || self.pay_within_s > MAX_PAY_WITHIN_S {
+            return Err(format!("pay_within_s must be 1..={MAX_PAY_WITHIN_S}"));
+        }
+        Ok(())
+    }
+}
+
+/// Exact figures of a sale, for SREs (`GET /admin/sales/{sku}`). Never shown to shoppers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SaleFigures {
+    pub sku: String,
+    pub stock_total: u64,
+    pub stock_left: u64,
+    /// Orders holding a unit (pending or paid).
+    pub sold: u64,
+    pub paid: u64,
+    /// Uids holding at least one order.
+    pub buyers: u64,
+    pub sold_out_flag: bool,
+    /// The SRE's switch alone (the flag can also be raised by stock reaching zero).
+    pub sold_out_manual: bool,
+    pub state: SaleState,
+    pub starts_at: u64,
+    pub ends_at: u64,
+    pub per_user_limit: u32,
+    pub pay_within_s: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderState {
+    Pending,
+    Paid,
+    Expired,
+}
+
+/// One order as `GET /api/orders/mine` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderView {
+    pub order_id: String,
+    pub sku: String,
+    pub state: OrderState,
+    pub created_at: u64,
+    /// Unix ms by which a pending order must be paid.
+    pub pay_by: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayResult {
+    Paid,
+    Expired,
+    NotFound,
+}
+
+/// A sale as the flags refresher reads it, with its change counter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SaleRecord {
+    pub flags: SaleFlags,
+    pub version: u64,
+}
+
+/// Split an order id `<sku>.<seq>` into its sku; `None` if it is not one of ours.
+pub fn sku_of_order(order_id: &str) -> Option<&str> {
+    let (sku, seq) = order_id.rsplit_once('.')?;
+    (seckill_core::is_valid_id(sku) && !seq.is_empty() && seq.len() <= 20 && seq.bytes().all(|b| b.is_ascii_digit()))
+        .then_some(sku)
+}
+
+struct Scripts {
+    buy: Script,
+    expire: Script,
+    pay: Script,
+    reset: Script,
+    set_flag: Script,
+}
+
+/// The origin's handle on Redis. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    conn: ConnectionManager,
+    scripts: std::sync::Arc<Scripts>,
+    timeout: Duration,
+    reply_grace: Duration,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+fn parse_u64(v: &Option<String>) -> u64 {
+    v.as_deref().and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+impl Store {
+    /// Make a store for `redis_url`. Does not wait for Redis: the origin starts (and answers `busy`,
+    /// `/readyz` 503) while Redis is down, and connects when it comes up.
+    ///
+    /// `timeout` bounds every call; a buy additionally waits `reply_grace` for a reply whose script
+    /// started in time (see [`Store::buy`]).
+    pub fn new(redis_url: &str, timeout: Duration, reply_grace: Duration) -> Result<Self, StoreError> {
+        let client = redis::Client::open(redis_url)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout + reply_grace))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500))
+            .set_pipeline_buffer_size(4096);
+        let conn = ConnectionManager::new_lazy_with_config(client, config)?;
+        let scripts = Scripts {
+            buy: Script::new(include_str!("lua/buy.lua")),
+            expire: Script::new(include_str!("lua/expire.lua")),
+            pay: Script::new(include_str!("lua/pay.lua")),
+            reset: Script::new(include_str!("lua/reset.lua")),
+            set_flag: Script::new(include_str!("lua/set_flag.lua")),
+        };
+        Ok(Store { conn, scripts: std::sync::Arc::new(scripts), timeout, reply_grace })
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    async fn bounded<T>(&self, limit: Duration, fut: impl Future<Output = redis::RedisResult<T>>) -> Result<T, StoreError> {
+        match tokio::time::timeout(limit, fut).await {
+            Ok(r) => Ok(r?),
+            Err(_) => Err(StoreError::Timeout(limit)),
+        }
+    }
+
+    /// `PING`, for `/readyz`.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let mut c = self.conn.clone();
+        let pong: String = self.bounded(self.timeout, redis::cmd("PING").query_async(&mut c)).await?;
+        if pong == "PONG" { Ok(()) } else { Err(StoreError::Protocol(pong)) }
+    }
+
+    /// One attempt by `uid` to buy one unit of `sku`.
+    ///
+    /// The script is given a fence, now + `timeout`: if Redis only gets to run it after the fence
+    /// (Redis paused, slow or backed up), it commits nothing and says `late`. The origin waits for the
+    /// reply until fence + `reply_grace`. So an `Err` (answered `busy`) can only hide a commit when a
+    /// script that started before the fence took longer than `reply_grace` to reply (its fsync and
+    /// the network included); the uid's next attempt then gets `already_won` with that order.
+    pub async fn buy(&self, sku: &str, uid: &str) -> Result<BuyResult, StoreError> {
+        let k = SkuKeys::new(sku);
+        let fence = now_ms() + self.timeout.as_millis() as u64;
+        let mut inv = self.scripts.buy.prepare_invoke();
+        inv.key(&k.sale).key(&k.orders).key(&k.held).key(&k.history).key(&k.pending).arg(sku).arg(uid).arg(fence);
+        let mut c = self.conn.clone();
+        let reply: Vec<String> = self.bounded(self.timeout + self.reply_grace, inv.invoke_async(&mut c)).await?;
+        let field = |i: usize| reply.get(i).cloned().unwrap_or_default();
+        let num = |i: usize| reply.get(i).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+        Ok(match reply.first().map(String::as_str) {
+            Some("won") => BuyResult::Won { order_id: field(1) },
+            Some("already_won") => BuyResult::AlreadyWon { order_id: field(1) },
+            Some("sold_out") => BuyResult::SoldOut,
+            Some("not_started") => BuyResult::NotStarted { starts_at: num(1), ends_at: num(2) },
+            Some("ended") => BuyResult::Ended { starts_at: num(1), ends_at: num(2) },
+            Some("unknown_sku") => BuyResult::UnknownSku,
+            Some("busy") => BuyResult::Late,
+            _ => return Err(StoreError::Protocol(format!("buy script answered {reply:?}"))),
+        })
+    }
+
+    /// Create or reset a sale and register its sku. Returns its new version.
+    pub async fn put_sale(&self, sku: &str, cfg: &SaleConfig) -> Result<u64, StoreError> {
+        let k = SkuKeys::new(sku);
+        let mut c = self.conn.clone();
+        let _: i64 = self.bounded(self.timeout, c.sadd(SALES_KEY, sku)).await?;
+        let mut inv = self.scripts.reset.prepare_invoke();
+        inv.key(&k.sale).key(&k.orders).key(&k.held).key(&k.history).key(&k.pending);
+        inv.arg(cfg.stock).arg(cfg.starts_at).arg(cfg.ends_at).arg(cfg.per_user_limit).arg(cfg.pay_within_s);
+        self.bounded(self.timeout, inv.invoke_async(&mut c)).await
+    }
+
+    /// Raise or lower the SRE's sold-out switch. `false` when the sku has no sale.
+    pub async fn set_sold_out(&self, sku: &str, sold_out: bool) -> Result<bool, StoreError> {
+        let k = SkuKeys::new(sku);
+        let mut inv = self.scripts.set_flag.prepare_invoke();
+        inv.key(&k.sale).arg(if sold_out { "1" } else { "0" });
+        let mut c = self.conn.clone();
+        let found: i64 = self.bounded(self.timeout, inv.invoke_async(&mut c)).await?;
+        Ok(found == 1)
+    }
+
+    /// Exact figures of a sale; `None` for an unknown sku.
+    pub async fn figures(&self, sku: &str) -> Result<Option<SaleFigures>, StoreError> {
+        let k = SkuKeys::new(sku);
+        let mut c = self.conn.clone();
+        let (v, buyers): (Vec<Option<String>>, u64) = self
+            .bounded(
+                self.timeout,
+                redis::pipe()
+                    .cmd("HMGET")
+                    .arg(&k.sale)
+                    .arg(&["stock_total", "stock_left", "sold", "paid", "flag_manual", "flag_auto", "starts_at", "ends_at", "per_user_limit", "pay_within_s"])
+                    .cmd("HLEN")
+                    .arg(&k.held)
+                    .query_async(&mut c),
+            )
+            .await?;
+        if v.first().map(Option::is_none).unwrap_or(true) {
+            return Ok(None);
+        }
+        let g = |i: usize| v.get(i).cloned().flatten();
+        let manual = g(4).as_deref() == Some("1");
+        let flag = manual || g(5).as_deref() == Some("1");
+        let (starts_at, ends_at) = (parse_u64(&g(6)), parse_u64(&g(7)));
+        Ok(Some(SaleFigures {
+            sku: sku.to_owned(),
+            stock_total: parse_u64(&g(0)),
+            stock_left: parse_u64(&g(1)),
+            sold: parse_u64(&g(2)),
+            paid: parse_u64(&g(3)),
+            buyers,
+            sold_out_flag: flag,
+            sold_out_manual: manual,
+            state: state_at(now_ms(), starts_at, ends_at, flag),
+            starts_at,
+            ends_at,
+            per_user_limit: parse_u64(&g(8)) as u32,
+            pay_within_s: parse_u64(&g(9)),
+        }))
+    }
+
+    /// Every registered sku, sorted.
+    pub async fn skus(&self) -> Result<Vec<String>, StoreError> {
+        let mut c = self.conn.clone();
+        let mut skus: Vec<String> = self.bounded(self.timeout, c.smembers(SALES_KEY)).await?;
+        skus.sort();
+        Ok(skus)
+    }
+
+    /// The flags of the given skus (absent ones skipped), in one pipeline.
+    pub async fn sale_records(&self, skus: &[String]) -> Result<Vec<SaleRecord>, StoreError> {
+        if skus.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for sku in skus {
+            pipe.cmd("HMGET")
+                .arg(SkuKeys::new(sku).sale)
+                .arg(&["starts_at", "ends_at", "flag_manual", "flag_auto", "per_user_limit", "version"]);
+        }
+        let mut c = self.conn.clone();
+        let rows: Vec<Vec<Option<String>>> = self.bounded(self.timeout, pipe.query_async(&mut c)).await?;
+        Ok(skus
+            .iter()
+            .zip(rows)
+            .filter(|(_, r)| r.first().map(Option::is_some).unwrap_or(false))
+            .map(|(sku, r)| {
+                let g = |i: usize| r.get(i).cloned().flatten();
+                SaleRecord {
+                    flags: SaleFlags {
+                        sku: sku.clone(),
+                        starts_at: parse_u64(&g(0)),
+                        ends_at: parse_u64(&g(1)),
+                        sold_out: g(2).as_deref() == Some("1") || g(3).as_deref() == Some("1"),
+                        per_user_limit: parse_u64(&g(4)) as u32,
+                    },
+                    version: parse_u64(&g(5)),
+                }
+            })
+            .collect())
+    }
+
+    /// Expire up to `batch` overdue unpaid orders of `sku`. Returns (expired, examined).
+    pub async fn expire_due(&self, sku: &str, batch: u32) -> Result<(u64, u64), StoreError> {
+        let k = SkuKeys::new(sku);
+        let mut inv = self.scripts.expire.prepare_invoke();
+        inv.key(&k.sale).key(&k.orders).key(&k.held).key(&k.pending).arg(batch);
+        let mut c = self.conn.clone();
+        let r: (u64, u64) = self.bounded(self.timeout, inv.invoke_async(&mut c)).await?;
+        Ok(r)
+    }
+
+    /// Mark `order_id` paid, if `uid` owns it and it has not expired.
+    pub async fn pay(&self, order_id: &str, uid: &str) -> Result<PayResult, StoreError> {
+        let Some(sku) = sku_of_order(order_id) else { return Ok(PayResult::NotFound) };
+        let k = SkuKeys::new(sku);
+        let mut inv = self.scripts.pay.prepare_invoke();
+        inv.key(&k.sale).key(&k.orders).key(&k.pending).arg(order_id).arg(uid);
+        let mut c = self.conn.clone();
+        let r: Vec<String> = self.bounded(self.timeout, inv.invoke_async(&mut c)).await?;
+        Ok(match r.first().map(String::as_str) {
+            Some("paid") => PayResult::Paid,
+            Some("expired") => PayResult::Expired,
+            _ => PayResult::NotFound,
+        })
+    }
+
+    /// Every order `uid` ever got for the given skus, oldest first.
+    pub async fn orders_of(&self, uid: &str, skus: &[String]) -> Result<Vec<OrderView>, StoreError> {
+        if skus.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for sku in skus {
+            pipe.hget(SkuKeys::new(sku).history, uid);
+        }
+        let mut c = self.conn.clone();
+        let histories: Vec<Option<String>> = self.bounded(self.timeout, pipe.query_async(&mut c)).await?;
+        let mut pipe = redis::pipe();
+        let mut asked = Vec::new();
+        for (sku, hist) in skus.iter().zip(histories) {
+            let Some(hist) = hist else { continue };
+            let ids: Vec<String> = hist.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect();
+            pipe.cmd("HMGET").arg(SkuKeys::new(sku).orders).arg(&ids);
+            asked.push((sku.clone(), ids));
+        }
+        if asked.is_empty() {
+            return Ok(Vec::new());
+        }
+        let records: Vec<Vec<Option<String>>> = self.bounded(self.timeout, pipe.query_async(&mut c)).await?;
+        let mut out = Vec::new();
+        for ((sku, ids), recs) in asked.into_iter().zip(records) {
+            for (id, rec) in ids.into_iter().zip(recs) {
+                let Some(rec) = rec else { continue };
+                let mut f = rec.split(' ');
+                let (Some(owner), Some(state), Some(created), Some(deadline)) = (f.next(), f.next(), f.next(), f.next()) else {
+                    continue;
+                };
+                if owner != uid {
+                    continue;
+                }
+                let state = match state {
+                    "pending" => OrderState::Pending,
+                    "paid" => OrderState::Paid,
+                    _ => OrderState::Expired,
+                };
+                out.push(OrderView {
+                    order_id: id,
+                    sku: sku.clone(),
+                    state,
+                    created_at: created.parse().unwrap_or(0),
+                    pay_by: deadline.parse().unwrap_or(0),
+                });
+            }
+        }
+        out.sort_by_key(|o| o.created_at);
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_ids() {
+        assert_eq!(sku_of_order("phone-1.42"), Some("phone-1"));
+        assert_eq!(sku_of_order("a.b.1"), None);
+        assert_eq!(sku_of_order("phone-1."), None);
+        assert_eq!(sku_of_order("phone-1.x"), None);
+        assert_eq!(sku_of_order("nodot"), None);
+        assert_eq!(sku_of_order("../x.1"), None);
+    }
+
+    #[test]
+    fn config_validation_names_the_field() {
+        let ok = SaleConfig { stock: 10, starts_at: 1, ends_at: 2, per_user_limit: 1, pay_within_s: 900 };
+        assert!(ok.validate().is_ok());
+        assert!(SaleConfig { ends_at: 1, ..ok.clone() }.validate().unwrap_err().contains("ends_at"));
+        assert!(SaleConfig { per_user_limit: 0, ..ok.clone() }.validate().unwrap_err().contains("per_user_limit"));
+        assert!(SaleConfig { pay_within_s: 0, ..ok.clone() }.validate().unwrap_err().contains("pay_within_s"));
+        assert!(SaleConfig { stock: MAX_STOCK + 1, ..ok.clone() }.validate().unwrap_err().contains("stock"));
+        let parsed: SaleConfig = serde_json::from_str(r#"{"stock":5,"starts_at":1,"ends_at":9}"#).unwrap();
+        assert_eq!((parsed.per_user_limit, parsed.pay_within_s), (1, 900));
+        assert!(serde_json::from_str::<SaleConfig>(r#"{"stock":5,"starts_at":1,"ends_at":9,"stok":1}"#).is_err());
+    }
+}
