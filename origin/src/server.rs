@@ -280,12 +280,15 @@ async fn buy_answer(app: &App, req: Request<Incoming>, sku: &str) -> BuyAnswer {
     if !is_valid_id(sku) {
         return BuyAnswer::with_error(Outcome::Invalid, "sku must be 1..64 chars of [A-Za-z0-9_-]");
     }
-    // The body is optional; when present it must be JSON (its fields are ignored).
+    // The body is optional; when present it must be a JSON object (its fields are ignored).
     match read_body(req, app.settings.max_body).await {
         Ok(b) if b.iter().all(u8::is_ascii_whitespace) => {}
         Ok(b) => {
-            if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&b) {
-                return BuyAnswer::with_error(Outcome::Invalid, format!("invalid JSON body: {e}"));
+            // Parsed for real (not skipped) so serde_json's depth limit refuses hostile nesting.
+            match serde_json::from_slice::<serde_json::Value>(&b) {
+                Ok(serde_json::Value::Object(_)) => {}
+                Ok(_) => return BuyAnswer::with_error(Outcome::Invalid, "body must be a JSON object (or empty)"),
+                Err(e) => return BuyAnswer::with_error(Outcome::Invalid, format!("invalid JSON body: {e}")),
             }
         }
         Err(BodyError::TooLarge) => return BuyAnswer::with_error(Outcome::Invalid, "request body too large"),

@@ -1,0 +1,195 @@
+//! `seckillctl`: the SRE's command line over the origin's admin API.
+//!
+//! ```text
+//! seckillctl sale create phone-1 --stock 500 --starts-at +30s --ends-at +1h
+//! seckillctl sale show phone-1          # exact figures
+//! seckillctl sale list
+//! seckillctl sold-out on phone-1        # the switch; reaches every edge worker within the bound
+//! seckillctl sold-out off phone-1
+//! ```
+//! `--json` prints the API's JSON instead of the readable view.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use clap::{Parser, Subcommand, ValueEnum};
+use seckill_origin::client::{Answer, HttpClient};
+use seckill_origin::store::SaleFigures;
+
+#[derive(Parser, Debug)]
+#[command(name = "seckillctl", about = "Flash-sale SRE tool: create and inspect sales, flip the sold-out switch")]
+struct Cli {
+    /// The origin's base URL (the admin API is not routed through the public edge).
+    #[arg(long, global = true, env = "SECKILL_ORIGIN", default_value = "http://127.0.0.1:8080")]
+    origin: String,
+    /// Admin token.
+    #[arg(long, global = true, env = "SECKILL_ADMIN_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Print the API's JSON.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create, reset, show or list sales.
+    #[command(subcommand)]
+    Sale(SaleCommand),
+    /// The sold-out switch: `sold-out on SKU` / `sold-out off SKU`.
+    SoldOut {
+        switch: Switch,
+        sku: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum SaleCommand {
+    /// Create a sale, or reset an existing one (its orders are dropped).
+    Create {
+        sku: String,
+        #[arg(long)]
+        stock: u64,
+        /// Unix ms, RFC 3339 (`2026-11-23T20:00:00Z`), `now`, or `+30s` / `+5m` / `+2h` from now.
+        #[arg(long, default_value = "now")]
+        starts_at: String,
+        /// Same forms as --starts-at.
+        #[arg(long, default_value = "+1h")]
+        ends_at: String,
+        #[arg(long, default_value_t = 1)]
+        per_user_limit: u32,
+        #[arg(long, default_value_t = 900)]
+        pay_within_s: u64,
+    },
+    /// Exact figures of one sale.
+    Show { sku: String },
+    /// Every sale.
+    List,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum Switch {
+    On,
+    Off,
+}
+
+/// Parse a point in time: Unix ms, RFC 3339, `now`, or `+<duration>` from `now_ms`.
+fn parse_time(s: &str, now_ms: u64) -> anyhow::Result<u64> {
+    let s = s.trim();
+    if s == "now" {
+        return Ok(now_ms);
+    }
+    if let Some(rel) = s.strip_prefix('+') {
+        let d = humantime::parse_duration(rel).with_context(|| format!("`{s}`: expected e.g. +30s, +5m, +2h"))?;
+        return Ok(now_ms + d.as_millis() as u64);
+    }
+    if s.bytes().all(|b| b.is_ascii_digit()) {
+        return s.parse().with_context(|| format!("`{s}` is not a Unix time in ms"));
+    }
+    let t = humantime::parse_rfc3339_weak(s).with_context(|| format!("`{s}`: expected Unix ms, RFC 3339, now or +duration"))?;
+    Ok(t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0))
+}
+
+fn fmt_time(ms: u64) -> String {
+    let t = std::time::UNIX_EPOCH + Duration::from_millis(ms);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+fn print_figures(f: &SaleFigures) {
+    println!("sale        {}", f.sku);
+    println!("state       {}", f.state.as_str());
+    println!("window      {} .. {}", fmt_time(f.starts_at), fmt_time(f.ends_at));
+    println!("stock       {} total, {} left", f.stock_total, f.stock_left);
+    println!("orders      {} holding a unit ({} paid), {} buyers", f.sold, f.paid, f.buyers);
+    let why = if f.sold_out_manual { " (SRE switch)" } else if f.sold_out_flag { " (stock)" } else { "" };
+    println!("sold out    {}{}", if f.sold_out_flag { "yes" } else { "no" }, why);
+    println!("limits      {} per uid, pay within {} s", f.per_user_limit, f.pay_within_s);
+}
+
+fn check(answer: Answer) -> anyhow::Result<Answer> {
+    if answer.status.is_success() {
+        return Ok(answer);
+    }
+    let msg = answer.json_value().get("error").and_then(|e| e.as_str()).map(str::to_owned).unwrap_or_else(|| answer.text());
+    bail!("origin answered {}: {}", answer.status, msg)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let token = cli.token.filter(|t| !t.is_empty()).ok_or_else(|| anyhow!("admin token required: --token or SECKILL_ADMIN_TOKEN"))?;
+    let auth = format!("Bearer {token}");
+    let h = [("authorization", auth.as_str())];
+    let base = cli.origin.trim_end_matches('/');
+    let client = HttpClient::new(Duration::from_secs(10));
+    let answer = match cli.command {
+        Command::Sale(SaleCommand::Create { sku, stock, starts_at, ends_at, per_user_limit, pay_within_s }) => {
+            let now = seckill_origin::now_ms();
+            let body = serde_json::json!({
+                "stock": stock,
+                "starts_at": parse_time(&starts_at, now)?,
+                "ends_at": parse_time(&ends_at, now)?,
+                "per_user_limit": per_user_limit,
+                "pay_within_s": pay_within_s,
+            });
+            client.put_json(&format!("{base}/admin/sales/{sku}"), &h, &body).await?
+        }
+        Command::Sale(SaleCommand::Show { sku }) => client.get(&format!("{base}/admin/sales/{sku}"), &h).await?,
+        Command::Sale(SaleCommand::List) => {
+            let a = check(client.get(&format!("{base}/admin/sales"), &h).await?)?;
+            if cli.json {
+                println!("{}", a.text());
+            } else {
+                #[derive(serde::Deserialize)]
+                struct List {
+                    sales: Vec<SaleFigures>,
+                }
+                let list: List = a.json().context("unexpected answer from the origin")?;
+                println!("{:<24} {:<9} {:>9} {:>9} {:>9}  sold out", "sku", "state", "stock", "left", "orders");
+                for f in list.sales {
+                    println!("{:<24} {:<9} {:>9} {:>9} {:>9}  {}", f.sku, f.state.as_str(), f.stock_total, f.stock_left, f.sold, if f.sold_out_flag { "yes" } else { "no" });
+                }
+            }
+            return Ok(());
+        }
+        Command::SoldOut { switch, sku } => {
+            let body = serde_json::json!({ "sold_out": matches!(switch, Switch::On) });
+            client.put_json(&format!("{base}/admin/sales/{sku}/sold-out"), &h, &body).await?
+        }
+    };
+    let answer = check(answer)?;
+    if cli.json {
+        println!("{}", answer.text());
+    } else {
+        let f: SaleFigures = answer.json().context("unexpected answer from the origin")?;
+        print_figures(&f);
+    }
+    Ok(())
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    match run(Cli::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("seckillctl: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_time;
+
+    #[test]
+    fn times() {
+        assert_eq!(parse_time("now", 1000).unwrap(), 1000);
+        assert_eq!(parse_time("+30s", 1000).unwrap(), 31_000);
+        assert_eq!(parse_time("+2m", 0).unwrap(), 120_000);
+        assert_eq!(parse_time("1234", 0).unwrap(), 1234);
+        assert_eq!(parse_time("1970-01-01T00:00:01Z", 0).unwrap(), 1000);
+        assert!(parse_time("tomorrow", 0).is_err());
+        assert!(parse_time("+soon", 0).is_err());
+    }
+}
