@@ -1,1 +1,40 @@
+//! `seckill-edge`: every decision of the flash-sale Envoy edge filter, as plain Rust.
+//!
+//! This crate never imports proxy-wasm. Everything it needs from Envoy (shared data with CAS,
+//! the clock, counters, logs) goes through the [`host::Host`] trait, so all of it runs and is
+//! tested natively with [`host::MemHost`]; the `seckill-edge-filter` crate is only the glue that
+//! implements `Host` with proxy-wasm calls and moves headers in and out. (Same split as
+//! Kuadrant's wasm-shim.)
+//!
+//! Layout:
+//! - [`config`]: the plugin configuration and its validation.
+//! - [`route`]: which API route a request is.
+//! - [`edge`]: the decisions (ticket → sale state → dedup → throttle → pass) and learning from
+//!   the origin's answers.
+//! - [`slots`]: the bounded throttle/dedup memory in shared data; [`siphash`] places pairs in it.
+//! - [`flags`]: the sale flags shared by all workers; [`poller`]: the one worker that fetches them.
+//! - [`reply`]: the answers the edge gives itself; [`keys`]: every shared-data key name.
+//! - [`host`]: the host trait, counters, and the in-memory test host.
+//!
+//! Nothing here panics on request data: lookups use `get`, decoding treats anything unexpected
+//! as empty, and host failures degrade to passing the request on.
 
+pub mod config;
+pub mod edge;
+pub mod flags;
+pub mod host;
+pub mod keys;
+pub mod poller;
+pub mod reply;
+pub mod route;
+pub mod siphash;
+pub mod slots;
+
+pub use config::{Config, ConfigError};
+pub use edge::{Decision, Edge, Forward, Learn, Request};
+pub use host::{Counter, Host, HostError, Level, Reason, SetError, Shared};
+pub use poller::{PollRequest, Poller};
+pub use reply::Reply;
+
+#[cfg(test)]
+mod tests;

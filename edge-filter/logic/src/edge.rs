@@ -1,0 +1,332 @@
+//! The decisions: for each request, answer at the edge or pass it on (and what to learn from the
+//! origin's answer). This is the filter's whole behaviour; the proxy-wasm glue only moves headers.
+//!
+//! A buy (`POST /api/sales/{sku}/orders`) is decided in this order:
+//! 1. ticket (`401 unauthorized`), then sku syntax (`400 invalid`);
+//! 2. sale state from the flags (`404 unknown_sku`, `403 not_started` / `ended`, `410 sold_out`),
+//!    passing on when there is no feed, when the sku is absent from a stale feed, or within
+//!    `start_grace_ms` before the start;
+//! 3. dedup: a uid the edge saw win gets `already_won` (only where `per_user_limit == 1`);
+//! 4. throttle: one request per (uid, sku) per window reaches the origin; repeats get the last
+//!    final answer replayed, else `429 throttled`;
+//! 5. otherwise pass on with `x-seckill-uid` and `x-seckill-edge-key`.
+//!
+//! Any failing host call or exhausted CAS loop degrades to step 5 (with a counter): the origin
+//! enforces every rule itself, the edge only saves it work.
+
+use std::cell::RefCell;
+
+use seckill_core::feed::SaleFlags;
+use seckill_core::throttle::{decide, ThrottleDecision};
+use seckill_core::ticket::{self, TicketError};
+use seckill_core::{headers, is_valid_id, BuyAnswer, Outcome, SaleState, SaleStatus};
+
+use crate::config::Config;
+use crate::flags::{mark_sold_out, FlagsCache, Lookup};
+use crate::host::{update, Counter, Host, Reason};
+use crate::reply::{self, Reply};
+use crate::route::{route, Route};
+use crate::slots::{bucket_key, Bucket, Entry, Slot, SlotHasher, Upsert};
+
+/// The parts of a request the logic reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub authorization: Option<&'a str>,
+}
+
+/// What to learn from the origin's answer to a buy that was passed on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Learn {
+    pub slot: Slot,
+    pub sku: String,
+    pub uid: String,
+    pub passed_at_ms: u64,
+}
+
+/// Let the request through to the origin.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Forward {
+    /// Request headers to set (after every client `x-seckill-*` header was removed).
+    pub set_headers: Vec<(&'static str, String)>,
+    /// Set for a buy: learn from the answer's `x-seckill-outcome` / `x-seckill-order-id`.
+    pub learn: Option<Learn>,
+}
+
+/// The filter's decision for one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Reply(Reply),
+    Forward(Forward),
+}
+
+impl Decision {
+    pub fn reply(&self) -> Option<&Reply> {
+        match self {
+            Decision::Reply(r) => Some(r),
+            Decision::Forward(_) => None,
+        }
+    }
+}
+
+/// What the slot step decided.
+enum Verdict {
+    Pass(Upsert),
+    Dedup(u64),
+    Replay(Outcome, u64),
+    Throttle(u64),
+}
+
+/// One worker's edge: the configuration, the slot hasher and this worker's copy of the flags.
+#[derive(Debug)]
+pub struct Edge {
+    cfg: Config,
+    hasher: SlotHasher,
+    flags: RefCell<FlagsCache>,
+}
+
+/// `n` of an order id `<sku>.<n>` (canonical decimal only, so it can be rebuilt exactly).
+pub fn parse_order_seq(order_id: &str, sku: &str) -> Option<u64> {
+    let n = order_id.strip_prefix(sku)?.strip_prefix('.')?;
+    if n.is_empty() || n.len() > 20 || !n.bytes().all(|b| b.is_ascii_digit()) || (n.len() > 1 && n.starts_with('0')) {
+        return None;
+    }
+    n.parse().ok()
+}
+
+impl Edge {
+    pub fn new(cfg: Config) -> Edge {
+        let hasher = SlotHasher::new(cfg.edge_key.as_bytes());
+        Edge { cfg, hasher, flags: RefCell::new(FlagsCache::default()) }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Refresh this worker's flags from shared data (called on every tick, and per request).
+    pub fn refresh_flags<H: Host + ?Sized>(&self, host: &H) {
+        if let Ok(mut cache) = self.flags.try_borrow_mut() {
+            if cache.refresh(host).is_err() {
+                host.count(Counter::HostErrors);
+            }
+        }
+    }
+
+    fn lookup<H: Host + ?Sized>(&self, host: &H, sku: &str, now: u64) -> Lookup {
+        self.refresh_flags(host);
+        match self.flags.try_borrow() {
+            Ok(cache) => cache.lookup(sku, now, self.cfg.flags_stale_ms),
+            Err(_) => Lookup::NoFeed,
+        }
+    }
+
+    fn forward_as(&self, uid: &str, learn: Option<Learn>) -> Forward {
+        Forward {
+            set_headers: vec![(headers::UID, uid.to_owned()), (headers::EDGE_KEY, self.cfg.edge_key.clone())],
+            learn,
+        }
+    }
+
+    fn edge_answer<H: Host + ?Sized>(&self, host: &H, reason: Reason, answer: &BuyAnswer) -> Decision {
+        host.count(Counter::Decision(reason));
+        Decision::Reply(reply::buy(answer))
+    }
+
+    /// Verify the ticket at `now`; `Err` is the 401 reply (already counted).
+    fn verify<H: Host + ?Sized>(&self, host: &H, authorization: Option<&str>, now: u64) -> Result<String, Decision> {
+        let checked = ticket::from_authorization(authorization)
+            .and_then(|t| ticket::verify(&self.cfg.ticket_secrets, t, now / 1000));
+        match checked {
+            Ok(v) => Ok(v.uid),
+            Err(e) => Err(self.edge_answer(host, Reason::Unauthorized, &BuyAnswer::with_error(Outcome::Unauthorized, unauthorized_text(e)))),
+        }
+    }
+
+    /// Decide one request.
+    pub fn on_request<H: Host + ?Sized>(&self, host: &H, req: &Request<'_>) -> Decision {
+        let r = route(req.method, req.path);
+        if matches!(r, Route::NotApi | Route::Session | Route::OtherApi) {
+            return Decision::Forward(Forward::default());
+        }
+        let now = match host.now_ms() {
+            Ok(n) => n,
+            Err(_) => {
+                // Without a clock no ticket can be checked: pass on *without* a uid (the origin
+                // then refuses what needs one) rather than trusting anything.
+                host.count(Counter::HostErrors);
+                return Decision::Forward(Forward::default());
+            }
+        };
+        match r {
+            Route::Ticketed => match self.verify(host, req.authorization, now) {
+                Ok(uid) => Decision::Forward(self.forward_as(&uid, None)),
+                Err(d) => d,
+            },
+            Route::SaleStatus(sku) => self.sale_status(host, sku, now),
+            Route::Buy(sku) => self.buy(host, sku, req.authorization, now),
+            Route::NotApi | Route::Session | Route::OtherApi => Decision::Forward(Forward::default()),
+        }
+    }
+
+    fn sale_status<H: Host + ?Sized>(&self, host: &H, sku: &str, now: u64) -> Decision {
+        if !is_valid_id(sku) {
+            return Decision::Forward(Forward::default());
+        }
+        match self.lookup(host, sku, now) {
+            Lookup::Known { flags, fresh: true } => {
+                host.count(Counter::Decision(Reason::SaleStatus));
+                Decision::Reply(reply::sale_status(&SaleStatus {
+                    sku: flags.sku.clone(),
+                    state: flags.state_at(now),
+                    starts_at: flags.starts_at,
+                    ends_at: flags.ends_at,
+                    server_time: now,
+                }))
+            }
+            _ => Decision::Forward(Forward::default()),
+        }
+    }
+
+    fn buy<H: Host + ?Sized>(&self, host: &H, sku: &str, authorization: Option<&str>, now: u64) -> Decision {
+        // 1. ticket, then sku syntax
+        let uid = match self.verify(host, authorization, now) {
+            Ok(uid) => uid,
+            Err(d) => return d,
+        };
+        if !is_valid_id(sku) {
+            return self.edge_answer(host, Reason::Invalid, &BuyAnswer::with_error(Outcome::Invalid, "sku must be 1..64 characters of [A-Za-z0-9_-]"));
+        }
+        // 2. sale state
+        let mut known: Option<SaleFlags> = None;
+        match self.lookup(host, sku, now) {
+            Lookup::NoFeed | Lookup::Absent { fresh: false } => {}
+            Lookup::Absent { fresh: true } => {
+                let a = BuyAnswer { sku: Some(sku.to_owned()), ..BuyAnswer::new(Outcome::UnknownSku) };
+                return self.edge_answer(host, Reason::UnknownSku, &a);
+            }
+            Lookup::Known { flags, .. } => {
+                let window = |o| BuyAnswer { sku: Some(sku.to_owned()), starts_at: Some(flags.starts_at), ends_at: Some(flags.ends_at), ..BuyAnswer::new(o) };
+                match flags.state_at(now) {
+                    SaleState::Upcoming if now.saturating_add(self.cfg.start_grace_ms) < flags.starts_at => {
+                        return self.edge_answer(host, Reason::NotStarted, &window(Outcome::NotStarted));
+                    }
+                    SaleState::Ended => return self.edge_answer(host, Reason::Ended, &window(Outcome::Ended)),
+                    SaleState::SoldOut => {
+                        let a = BuyAnswer { sku: Some(sku.to_owned()), ..BuyAnswer::new(Outcome::SoldOut) };
+                        return self.edge_answer(host, Reason::SoldOut, &a);
+                    }
+                    SaleState::Upcoming | SaleState::OnSale => {}
+                }
+                known = Some(flags);
+            }
+        }
+        // 3 + 4. dedup and throttle, in one read-modify-write of the (uid, sku) bucket
+        let dedup = known.as_ref().is_some_and(|f| f.per_user_limit == 1) && self.cfg.winner_ttl_ms > 0;
+        let slot = self.hasher.slot(&uid, sku, self.cfg.buckets);
+        let key = bucket_key(slot.bucket);
+        let cfg = &self.cfg;
+        let verdict = update(host, &key, cfg.cas_retries, |cur| {
+            let mut bucket = Bucket::decode(cur);
+            if let Some(e) = bucket.find(slot.fp).copied() {
+                if dedup && e.is_winner() && now.saturating_sub(e.last_pass_ms) < cfg.winner_ttl_ms {
+                    return (None, Verdict::Dedup(e.seq));
+                }
+                if let ThrottleDecision::Wait { retry_after_ms } = decide(Some(e.last_pass_ms), now, cfg.window_ms) {
+                    return match e.outcome {
+                        Some(o) if o.is_final() => (None, Verdict::Replay(o, e.seq)),
+                        _ => (None, Verdict::Throttle(retry_after_ms)),
+                    };
+                }
+            }
+            let up = bucket.upsert(Entry::new(slot.fp, now), cfg.slots_per_bucket as usize, now, cfg.window_ms, cfg.winner_ttl_ms);
+            (Some(bucket.encode()), Verdict::Pass(up))
+        });
+        let learn = Learn { slot, sku: sku.to_owned(), uid: uid.clone(), passed_at_ms: now };
+        match verdict {
+            Ok(Verdict::Dedup(seq)) => {
+                let a = BuyAnswer::won(Outcome::AlreadyWon, &format!("{sku}.{seq}"), sku, &uid);
+                self.edge_answer(host, Reason::AlreadyWon, &a)
+            }
+            Ok(Verdict::Replay(outcome, seq)) => {
+                let a = match outcome {
+                    // A repeat of a win is, by then, "already won" (same order id).
+                    Outcome::Won | Outcome::AlreadyWon => BuyAnswer::won(Outcome::AlreadyWon, &format!("{sku}.{seq}"), sku, &uid),
+                    Outcome::Ended => BuyAnswer {
+                        sku: Some(sku.to_owned()),
+                        starts_at: known.as_ref().map(|f| f.starts_at),
+                        ends_at: known.as_ref().map(|f| f.ends_at),
+                        ..BuyAnswer::new(Outcome::Ended)
+                    },
+                    o => BuyAnswer { sku: Some(sku.to_owned()), ..BuyAnswer::new(o) },
+                };
+                self.edge_answer(host, Reason::Replayed, &a)
+            }
+            Ok(Verdict::Throttle(ms)) => self.edge_answer(host, Reason::Throttled, &BuyAnswer::throttled(ms)),
+            Ok(Verdict::Pass(up)) => {
+                if up == Upsert::Evicted {
+                    host.count(Counter::Evictions);
+                }
+                host.count(Counter::Decision(Reason::Passed));
+                Decision::Forward(self.forward_as(&uid, Some(learn)))
+            }
+            Err(counter) => {
+                host.count(counter);
+                host.count(Counter::Decision(Reason::Passed));
+                Decision::Forward(self.forward_as(&uid, Some(learn)))
+            }
+        }
+    }
+
+    /// Learn from the origin's answer to a buy that was passed on: the `x-seckill-outcome` and
+    /// `x-seckill-order-id` response headers (absent or unknown outcome: nothing is learned).
+    pub fn on_response<H: Host + ?Sized>(&self, host: &H, learn: &Learn, outcome: Option<&str>, order_id: Option<&str>) {
+        let Some(outcome) = outcome.map(str::trim).and_then(Outcome::parse) else { return };
+        let (recorded, seq) = match outcome {
+            Outcome::Won | Outcome::AlreadyWon => match order_id.map(str::trim).and_then(|id| parse_order_seq(id, &learn.sku)) {
+                Some(n) => (Some(outcome), n),
+                // An order id we cannot rebuild: remember nothing that would be replayed.
+                None => (None, 0),
+            },
+            o => (Some(o), 0),
+        };
+        let cfg = &self.cfg;
+        let key = bucket_key(learn.slot.bucket);
+        let res = update(host, &key, cfg.cas_retries, |cur| {
+            let mut bucket = Bucket::decode(cur);
+            let entry = match bucket.find(learn.slot.fp) {
+                // A newer request of this pair passed since: its answer will be learned instead.
+                Some(e) if e.last_pass_ms > learn.passed_at_ms => return (None, Upsert::Updated),
+                Some(e) => Entry { outcome: recorded, seq, ..*e },
+                None => Entry { fp: learn.slot.fp, last_pass_ms: learn.passed_at_ms, outcome: recorded, seq },
+            };
+            let now = host.now_ms().unwrap_or(learn.passed_at_ms);
+            let up = bucket.upsert(entry, cfg.slots_per_bucket as usize, now, cfg.window_ms, cfg.winner_ttl_ms);
+            (Some(bucket.encode()), up)
+        });
+        match res {
+            Ok(up) => {
+                host.count(Counter::Learned);
+                if up == Upsert::Evicted {
+                    host.count(Counter::Evictions);
+                }
+            }
+            Err(c) => host.count(c),
+        }
+        if outcome == Outcome::SoldOut {
+            match mark_sold_out(host, &learn.sku, cfg.cas_retries) {
+                Ok(true) => {
+                    host.count(Counter::SoldOutLearned);
+                    host.log(crate::host::Level::Info, &format!("sku {} learned sold out from the origin", learn.sku));
+                }
+                Ok(false) => {}
+                Err(c) => host.count(c),
+            }
+        }
+    }
+}
+
+fn unauthorized_text(e: TicketError) -> String {
+    e.to_string()
+}

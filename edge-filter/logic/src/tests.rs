@@ -1,0 +1,543 @@
+//! Behaviour tests of the whole decision logic against the in-memory host: the contract's edge
+//! rules, learning, shared state across workers, CAS conflicts, host failures and the memory bound.
+
+use std::rc::Rc;
+
+use seckill_core::feed::{FlagsFeed, SaleFlags};
+use seckill_core::ticket;
+use seckill_core::{BuyAnswer, Outcome};
+
+use crate::config::Config;
+use crate::edge::{parse_order_seq, Decision, Edge, Request};
+use crate::flags::{store_feed, Stored};
+use crate::host::{Counter, MemHost, MemStore, Reason};
+use crate::keys;
+use crate::poller::{claim_worker_id, init_keys, Poller};
+use crate::slots::{bucket_key, Bucket};
+
+const SECRET: &str = "dev-ticket-secret";
+const T0: u64 = 1_800_000_000_000; // a Unix ms "now"
+const START: u64 = T0 + 10_000;
+const END: u64 = T0 + 3_600_000;
+
+fn cfg_json(extra: &str) -> String {
+    format!(r#"{{"ticket_secrets":["{SECRET}","old-secret"],"edge_key":"ek"{extra}}}"#)
+}
+
+fn cfg(extra: &str) -> Config {
+    Config::from_json(cfg_json(extra).as_bytes()).unwrap()
+}
+
+fn tk(uid: &str) -> String {
+    format!("Bearer {}", ticket::mint(SECRET.as_bytes(), uid, T0 / 1000 + 7200).unwrap())
+}
+
+fn sale(sku: &str, sold_out: bool, limit: u32) -> SaleFlags {
+    SaleFlags { sku: sku.into(), starts_at: START, ends_at: END, sold_out, per_user_limit: limit }
+}
+
+fn feed(version: u64, sales: Vec<SaleFlags>) -> Vec<u8> {
+    serde_json::to_vec(&FlagsFeed { version, server_time: T0, sales }).unwrap()
+}
+
+struct World {
+    store: Rc<MemStore>,
+    host: MemHost,
+    edge: Edge,
+}
+
+impl World {
+    fn new(extra: &str) -> World {
+        let store = MemStore::new();
+        let host = MemHost::new(store.clone(), T0);
+        let c = cfg(extra);
+        init_keys(&host, c.buckets).unwrap();
+        World { store, host, edge: Edge::new(c) }
+    }
+
+    fn with_feed(extra: &str, sales: Vec<SaleFlags>) -> World {
+        let w = World::new(extra);
+        assert!(matches!(store_feed(&w.host, &feed(1, sales), w.host.now.get(), 8), Ok(Stored::Updated { .. })));
+        w
+    }
+
+    fn worker(&self) -> MemHost {
+        MemHost::new(self.store.clone(), self.host.now.get())
+    }
+
+    fn at(&self, t: u64) -> &Self {
+        self.host.now.set(t);
+        self
+    }
+
+    fn buy(&self, uid: &str, sku: &str) -> Decision {
+        self.buy_on(&self.host, uid, sku)
+    }
+
+    fn buy_on(&self, host: &MemHost, uid: &str, sku: &str) -> Decision {
+        let auth = tk(uid);
+        let path = format!("/api/sales/{sku}/orders");
+        self.edge.on_request(host, &Request { method: "POST", path: &path, authorization: Some(&auth) })
+    }
+
+    /// Buy, expect a pass, then answer as the origin would.
+    fn buy_and_answer(&self, uid: &str, sku: &str, outcome: &str, order_id: Option<&str>) {
+        let d = self.buy(uid, sku);
+        let Decision::Forward(f) = d else { panic!("expected a pass, got {d:?}") };
+        let learn = f.learn.expect("a buy learns");
+        self.edge.on_response(&self.host, &learn, Some(outcome), order_id);
+    }
+}
+
+fn reply_of(d: &Decision) -> (u16, BuyAnswer) {
+    let r = d.reply().unwrap_or_else(|| panic!("expected an edge reply, got {d:?}"));
+    assert_eq!(r.header("x-seckill-by"), Some("edge"));
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    (r.status, r.answer().expect("JSON body"))
+}
+
+fn is_pass(d: &Decision) -> bool {
+    matches!(d, Decision::Forward(f) if f.learn.is_some())
+}
+
+#[test]
+fn tickets_are_checked_first() {
+    let w = World::with_feed("", vec![sale("phone", false, 1)]);
+    w.at(START);
+    for auth in [None, Some("Bearer nope"), Some("Basic abc")] {
+        let d = w.edge.on_request(&w.host, &Request { method: "POST", path: "/api/sales/phone/orders", authorization: auth });
+        let (status, a) = reply_of(&d);
+        assert_eq!((status, a.outcome), (401, Outcome::Unauthorized));
+        assert!(a.error.is_some());
+    }
+    // forged: signed with an unknown secret
+    let forged = format!("Bearer {}", ticket::mint(b"evil", "alice", T0 / 1000 + 60).unwrap());
+    let d = w.edge.on_request(&w.host, &Request { method: "POST", path: "/api/sales/phone/orders", authorization: Some(&forged) });
+    assert_eq!(reply_of(&d).0, 401);
+    // expired
+    let expired = format!("Bearer {}", ticket::mint(SECRET.as_bytes(), "alice", START / 1000).unwrap());
+    let d = w.edge.on_request(&w.host, &Request { method: "POST", path: "/api/sales/phone/orders", authorization: Some(&expired) });
+    assert_eq!(reply_of(&d).0, 401);
+    // a rotated (second) secret still works
+    let old = format!("Bearer {}", ticket::mint(b"old-secret", "olduser", T0 / 1000 + 3600).unwrap());
+    let d = w.edge.on_request(&w.host, &Request { method: "POST", path: "/api/sales/phone/orders", authorization: Some(&old) });
+    assert!(is_pass(&d));
+    assert_eq!(w.host.decisions(Reason::Unauthorized), 5);
+    // a bad ticket beats a malformed sku
+    let d = w.edge.on_request(&w.host, &Request { method: "POST", path: "/api/sales/a.b/orders", authorization: None });
+    assert_eq!(reply_of(&d).0, 401);
+}
+
+#[test]
+fn malformed_sku_is_invalid() {
+    let w = World::with_feed("", vec![]);
+    let (status, a) = reply_of(&w.buy("alice", "a.b"));
+    assert_eq!((status, a.outcome), (400, Outcome::Invalid));
+    assert!(a.error.unwrap().contains("sku"));
+    assert_eq!(reply_of(&w.buy("alice", &"x".repeat(65))).0, 400);
+}
+
+#[test]
+fn pass_sets_uid_and_edge_key() {
+    let w = World::with_feed("", vec![sale("phone", false, 1)]);
+    w.at(START);
+    let Decision::Forward(f) = w.buy("alice", "phone") else { panic!() };
+    assert_eq!(f.set_headers, vec![("x-seckill-uid", "alice".to_owned()), ("x-seckill-edge-key", "ek".to_owned())]);
+    let learn = f.learn.unwrap();
+    assert_eq!((learn.sku.as_str(), learn.uid.as_str(), learn.passed_at_ms), ("phone", "alice", START));
+    assert_eq!(w.host.decisions(Reason::Passed), 1);
+}
+
+#[test]
+fn without_a_feed_everything_valid_goes_to_the_origin() {
+    let w = World::new("");
+    let d = w.buy("alice", "phone");
+    assert!(is_pass(&d), "no feed: origin decides, never an invented answer");
+    // ... but the throttle still protects the origin
+    let (status, a) = reply_of(&w.buy("alice", "phone"));
+    assert_eq!((status, a.outcome), (429, Outcome::Throttled));
+    assert!(is_pass(&w.buy("bob", "phone")));
+}
+
+#[test]
+fn sale_state_from_flags() {
+    let w = World::with_feed("", vec![sale("phone", false, 1), sale("tv", true, 1)]);
+    // upcoming
+    w.at(START - 1_000);
+    let (status, a) = reply_of(&w.buy("alice", "phone"));
+    assert_eq!((status, a.outcome, a.starts_at), (403, Outcome::NotStarted, Some(START)));
+    // within the start grace: passed on for the origin to decide
+    w.at(START - 250);
+    assert!(is_pass(&w.buy("alice", "phone")));
+    w.at(START - 251);
+    assert_eq!(reply_of(&w.buy("bob", "phone")).1.outcome, Outcome::NotStarted);
+    // sold out (flag) during the window; before the window a sold-out sale still reads upcoming
+    w.at(START - 5_000);
+    assert_eq!(reply_of(&w.buy("carol", "tv")).1.outcome, Outcome::NotStarted);
+    w.at(START + 1);
+    let (status, a) = reply_of(&w.buy("carol", "tv"));
+    assert_eq!((status, a.outcome), (410, Outcome::SoldOut));
+    // ended
+    w.at(END);
+    let (status, a) = reply_of(&w.buy("dave", "phone"));
+    assert_eq!((status, a.outcome, a.ends_at), (403, Outcome::Ended, Some(END)));
+    // unknown sku in a fresh feed
+    w.at(T0 + 1_000);
+    let (status, a) = reply_of(&w.buy("erin", "radio"));
+    assert_eq!((status, a.outcome), (404, Outcome::UnknownSku));
+    for r in [Reason::NotStarted, Reason::SoldOut, Reason::Ended, Reason::UnknownSku] {
+        assert!(w.host.decisions(r) >= 1, "{r:?}");
+    }
+}
+
+#[test]
+fn stale_feed_passes_unknown_skus_but_keeps_known_flags() {
+    let w = World::with_feed("", vec![sale("tv", true, 1)]);
+    w.at(T0 + 3_000); // flags_stale_ms = 3000 since the last good poll at T0
+    assert!(is_pass(&w.buy("alice", "radio")), "absent from a stale feed: origin decides");
+    w.at(START + 1);
+    assert_eq!(reply_of(&w.buy("alice", "tv")).1.outcome, Outcome::SoldOut, "last known flags stay in force");
+}
+
+#[test]
+fn throttle_one_per_window_then_replay_or_429() {
+    let w = World::with_feed("", vec![sale("phone", false, 2)]);
+    w.at(START);
+    assert!(is_pass(&w.buy("alice", "phone")));
+    w.at(START + 100);
+    let d = w.buy("alice", "phone");
+    let (status, a) = reply_of(&d);
+    assert_eq!((status, a.outcome, a.retry_after_ms), (429, Outcome::Throttled, Some(4_900)));
+    assert_eq!(d.reply().unwrap().header("retry-after"), Some("5"));
+    // another uid, or another sku, is not throttled
+    assert!(is_pass(&w.buy("bob", "phone")));
+    w.at(START + 5_000);
+    assert!(is_pass(&w.buy("alice", "phone")), "a new window opens");
+    assert_eq!(w.host.decisions(Reason::Throttled), 1);
+}
+
+#[test]
+fn final_answers_are_replayed_inside_the_window() {
+    let w = World::with_feed("", vec![sale("phone", false, 2)]);
+    w.at(START);
+    // limit 2: no dedup, but a repeat inside the window replays the win as already_won
+    w.buy_and_answer("alice", "phone", "won", Some("phone.41"));
+    w.at(START + 10);
+    let (status, a) = reply_of(&w.buy("alice", "phone"));
+    assert_eq!((status, a.outcome), (200, Outcome::AlreadyWon));
+    assert_eq!((a.order_id.as_deref(), a.sku.as_deref(), a.uid.as_deref()), (Some("phone.41"), Some("phone"), Some("alice")));
+    assert_eq!(w.host.decisions(Reason::Replayed), 1);
+    // after the window (limit 2) it goes to the origin again
+    w.at(START + 5_000);
+    assert!(is_pass(&w.buy("alice", "phone")));
+
+    // busy is not final: a repeat is throttled, not replayed
+    w.at(START);
+    w.buy_and_answer("bob", "phone", "busy", None);
+    assert_eq!(reply_of(&w.buy("bob", "phone")).1.outcome, Outcome::Throttled);
+    // sold_out, ended and unknown_sku are replayed
+    w.buy_and_answer("carol", "phone", "ended", None);
+    let (status, a) = reply_of(&w.buy("carol", "phone"));
+    assert_eq!((status, a.outcome, a.ends_at), (403, Outcome::Ended, Some(END)));
+}
+
+#[test]
+fn winners_are_deduped_when_limit_is_one() {
+    let w = World::with_feed("", vec![sale("phone", false, 1)]);
+    w.at(START);
+    w.buy_and_answer("alice", "phone", "won", Some("phone.7"));
+    for dt in [1, 5_000, 59_999] {
+        w.at(START + dt);
+        let (status, a) = reply_of(&w.buy("alice", "phone"));
+        assert_eq!((status, a.outcome, a.order_id.as_deref()), (200, Outcome::AlreadyWon, Some("phone.7")), "dt {dt}");
+    }
+    assert_eq!(w.host.decisions(Reason::AlreadyWon), 3);
+    // After winner_ttl_ms (default 60 s) one request per window reaches the origin again, so an
+    // order that expired unpaid lets the uid try again.
+    w.at(START + 60_000);
+    assert!(is_pass(&w.buy("alice", "phone")));
+    // the origin's already_won is learned too
+    w.edge.on_response(&w.host, &learn_of(&w, "bob", START + 60_000), Some("already_won"), Some("phone.3"));
+    w.at(START + 60_001);
+    assert_eq!(reply_of(&w.buy("bob", "phone")).1.order_id.as_deref(), Some("phone.3"));
+}
+
+fn learn_of(w: &World, uid: &str, at: u64) -> crate::edge::Learn {
+    w.at(at);
+    let Decision::Forward(f) = w.buy(uid, "phone") else { panic!() };
+    f.learn.unwrap()
+}
+
+#[test]
+fn unparsable_order_ids_are_not_deduped() {
+    let w = World::with_feed("", vec![sale("phone", false, 1)]);
+    w.at(START);
+    w.buy_and_answer("alice", "phone", "won", Some("other.7"));
+    w.at(START + 10);
+    assert_eq!(reply_of(&w.buy("alice", "phone")).1.outcome, Outcome::Throttled);
+    w.at(START + 5_000);
+    assert!(is_pass(&w.buy("alice", "phone")));
+    w.buy_and_answer("bob", "phone", "won", None);
+    w.buy_and_answer("carol", "phone", "bogus-outcome", Some("phone.1"));
+    w.at(START + 5_010);
+    assert_eq!(reply_of(&w.buy("bob", "phone")).1.outcome, Outcome::Throttled);
+    assert_eq!(reply_of(&w.buy("carol", "phone")).1.outcome, Outcome::Throttled);
+}
+
+#[test]
+fn order_seq_parsing() {
+    assert_eq!(parse_order_seq("phone.7", "phone"), Some(7));
+    assert_eq!(parse_order_seq("phone.0", "phone"), Some(0));
+    assert_eq!(parse_order_seq("phone.18446744073709551615", "phone"), Some(u64::MAX));
+    for bad in ["phone.18446744073709551616", "phone.07", "phone.", "phone", "phone.+7", "phone.7a", "phon.7", "phone-2.7", "phone.-1"] {
+        assert_eq!(parse_order_seq(bad, "phone"), None, "{bad}");
+    }
+}
+
+#[test]
+fn sold_out_answer_reaches_every_worker_at_once() {
+    let w = World::with_feed("", vec![sale("phone", false, 1)]);
+    let other = w.worker();
+    w.at(START);
+    other.now.set(START);
+    // Worker 2 has already parsed the feed (sale on).
+    assert!(is_pass(&w.buy_on(&other, "zed", "phone")));
+    w.buy_and_answer("alice", "phone", "sold_out", None);
+    assert_eq!(w.host.counter(Counter::SoldOutLearned), 1);
+    // alice gets her answer replayed, everyone else 410 from the edge, on every worker
+    assert_eq!(reply_of(&w.buy("alice", "phone")).1.outcome, Outcome::SoldOut);
+    let (status, _) = reply_of(&w.buy_on(&other, "bob", "phone"));
+    assert_eq!(status, 410);
+    // until the next feed version says otherwise (e.g. an unpaid order expired)
+    store_feed(&w.host, &feed(2, vec![sale("phone", false, 1)]), START, 8).unwrap();
+    other.now.set(START + 100);
+    assert!(is_pass(&w.buy_on(&other, "carol", "phone")));
+}
+
+#[test]
+fn feed_sold_out_switch_applies_on_next_request() {
+    let w = World::with_feed("", vec![sale("phone", false, 1)]);
+    w.at(START);
+    assert!(is_pass(&w.buy("alice", "phone")));
+    store_feed(&w.host, &feed(2, vec![sale("phone", true, 1)]), START, 8).unwrap();
+    assert_eq!(reply_of(&w.buy("bob", "phone")).0, 410);
+    store_feed(&w.host, &feed(3, vec![sale("phone", false, 1)]), START, 8).unwrap();
+    assert!(is_pass(&w.buy("carol", "phone")), "reversible");
+}
+
+#[test]
+fn burst_across_workers_passes_exactly_once() {
+    let w = World::with_feed("", vec![sale("phone", false, 1)]);
+    let workers: Vec<MemHost> = (0..4).map(|_| w.worker()).collect();
+    let mut passes = 0;
+    for i in 0..20u64 {
+        let h = &workers[(i % 4) as usize];
+        h.now.set(START + i);
+        // Another writer touches the bucket between read and write now and then.
+        h.conflicts.set((i % 3) as u32);
+        if is_pass(&w.buy_on(h, "alice", "phone")) {
+            passes += 1;
+        }
+    }
+    assert_eq!(passes, 1);
+}
+
+#[test]
+fn cas_exhaustion_and_host_failures_degrade_to_pass() {
+    let w = World::with_feed("", vec![sale("phone", false, 1)]);
+    w.at(START);
+    w.host.conflicts.set(8); // = cas_retries
+    assert!(is_pass(&w.buy("alice", "phone")));
+    assert_eq!(w.host.counter(Counter::CasExhausted), 1);
+    w.host.conflicts.set(7);
+    assert!(is_pass(&w.buy("bob", "phone")));
+    assert_eq!(reply_of(&w.buy("bob", "phone")).1.outcome, Outcome::Throttled, "7 conflicts < 8 retries: recorded");
+
+    w.host.broken.set(true);
+    let d = w.buy("carol", "phone");
+    assert!(matches!(&d, Decision::Forward(f) if f.set_headers.is_empty() && f.learn.is_none()), "no clock: pass on without a uid");
+    assert!(w.host.counter(Counter::HostErrors) >= 1);
+    w.host.broken.set(false);
+
+    // get/set failing but clock fine: a worker whose shared data is broken still passes (with uid)
+    struct HalfBroken<'a>(&'a MemHost);
+    impl crate::host::Host for HalfBroken<'_> {
+        fn now_ms(&self) -> Result<u64, crate::host::HostError> {
+            Ok(self.0.now.get())
+        }
+        fn get_shared(&self, _: &str) -> Result<crate::host::Shared, crate::host::HostError> {
+            Err(crate::host::HostError("get"))
+        }
+        fn set_shared(&self, _: &str, _: &[u8], _: Option<u32>) -> Result<(), crate::host::SetError> {
+            Err(crate::host::SetError::Host(crate::host::HostError("set")))
+        }
+        fn count(&self, c: Counter) {
+            self.0.count(c)
+        }
+        fn log(&self, l: crate::host::Level, m: &str) {
+            self.0.log(l, m)
+        }
+    }
+    let fresh = Edge::new(cfg(""));
+    let auth = tk("dave");
+    let d = fresh.on_request(&HalfBroken(&w.host), &Request { method: "POST", path: "/api/sales/phone/orders", authorization: Some(&auth) });
+    assert!(is_pass(&d));
+}
+
+#[test]
+fn garbage_in_shared_data_is_treated_as_empty() {
+    let w = World::with_feed(r#","buckets":1"#, vec![sale("phone", false, 1)]);
+    w.at(START);
+    w.store.put(&bucket_key(0), b"\xff\xfe garbage");
+    assert!(is_pass(&w.buy("alice", "phone")));
+    assert_eq!(reply_of(&w.buy("alice", "phone")).1.outcome, Outcome::Throttled);
+    w.store.put(keys::META, b"junk");
+    w.store.put(keys::SOLD, b"junk");
+    // meta unreadable = no feed: the sku passes on (never an invented answer)
+    let fresh_edge = Edge::new(cfg(r#","buckets":1"#));
+    assert!(is_pass(&fresh_edge.on_request(&w.host, &Request { method: "POST", path: "/api/sales/phone/orders", authorization: Some(&tk("bob")) })));
+}
+
+#[test]
+fn memory_stays_bounded_whatever_the_number_of_uids() {
+    let w = World::with_feed(r#","buckets":64,"slots_per_bucket":4"#, vec![sale("phone", false, 1)]);
+    let keys_before = w.store.keys();
+    assert_eq!(keys_before, 64 + 6, "buckets + control keys, all created up front");
+    w.at(START);
+    for i in 0..5_000 {
+        w.host.now.set(START + i);
+        assert!(is_pass(&w.buy(&format!("u{i}"), "phone")));
+    }
+    assert_eq!(w.store.keys(), keys_before);
+    for b in 0..64 {
+        let v = w.store.raw(&bucket_key(b)).unwrap();
+        assert!(v.len() <= 4 + 4 * 25, "bucket {b}: {} bytes", v.len());
+        assert!(Bucket::decode(Some(&v)).entries.len() <= 4);
+    }
+    assert!(w.host.counter(Counter::Evictions) >= 5_000 - 64 * 4);
+}
+
+#[test]
+fn winners_survive_eviction_pressure() {
+    let w = World::with_feed(r#","buckets":1,"slots_per_bucket":4"#, vec![sale("phone", false, 1)]);
+    w.at(START);
+    w.buy_and_answer("alice", "phone", "won", Some("phone.1"));
+    for i in 0..50 {
+        w.host.now.set(START + 10 + i);
+        assert!(is_pass(&w.buy(&format!("u{i}"), "phone")));
+    }
+    w.at(START + 100);
+    assert_eq!(reply_of(&w.buy("alice", "phone")).1.outcome, Outcome::AlreadyWon);
+}
+
+#[test]
+fn sale_status_from_the_edge() {
+    let w = World::with_feed("", vec![sale("phone", false, 1)]);
+    w.at(START - 5);
+    // a poll just renewed the feed (same version)
+    assert_eq!(store_feed(&w.host, &feed(1, vec![sale("phone", false, 1)]), START - 10, 8), Ok(Stored::Unchanged));
+    let d = w.edge.on_request(&w.host, &Request { method: "GET", path: "/api/sales/phone", authorization: None });
+    let r = d.reply().unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("cache-control"), Some("max-age=1"));
+    assert_eq!(r.header("x-seckill-by"), Some("edge"));
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["state"], "upcoming");
+    assert_eq!(v["server_time"], START - 5);
+    assert_eq!(v["starts_at"], START);
+    assert_eq!(w.host.decisions(Reason::SaleStatus), 1);
+    // unknown sku, bad sku, stale feed: origin decides
+    for path in ["/api/sales/radio", "/api/sales/a.b"] {
+        assert_eq!(w.edge.on_request(&w.host, &Request { method: "GET", path, authorization: None }), Decision::Forward(Default::default()));
+    }
+    w.at(START - 10 + 3_000);
+    assert!(matches!(w.edge.on_request(&w.host, &Request { method: "GET", path: "/api/sales/phone", authorization: None }), Decision::Forward(_)));
+}
+
+#[test]
+fn other_routes() {
+    let w = World::with_feed("", vec![]);
+    // orders need a ticket, checked at the edge
+    for (m, p) in [("GET", "/api/orders/mine"), ("POST", "/api/orders/phone.1/pay")] {
+        let d = w.edge.on_request(&w.host, &Request { method: m, path: p, authorization: None });
+        let (status, a) = reply_of(&d);
+        assert_eq!((status, a.outcome), (401, Outcome::Unauthorized));
+        let auth = tk("alice");
+        let Decision::Forward(f) = w.edge.on_request(&w.host, &Request { method: m, path: p, authorization: Some(&auth) }) else { panic!() };
+        assert_eq!(f.set_headers[0], ("x-seckill-uid", "alice".to_owned()));
+        assert!(f.learn.is_none());
+    }
+    // session, other api, static: untouched (headers only stripped by the glue)
+    for (m, p) in [("POST", "/api/session"), ("GET", "/api/whatever"), ("GET", "/"), ("GET", "/assets/x.js")] {
+        assert_eq!(w.edge.on_request(&w.host, &Request { method: m, path: p, authorization: None }), Decision::Forward(Default::default()));
+    }
+}
+
+#[test]
+fn poller_lease_one_at_a_time() {
+    let store = MemStore::new();
+    let a = MemHost::new(store.clone(), T0);
+    let b = MemHost::new(store.clone(), T0);
+    let c = cfg("");
+    init_keys(&a, c.buckets).unwrap();
+    assert_eq!(init_keys(&b, c.buckets), Ok(0), "second worker finds keys created");
+    let (ida, idb) = (claim_worker_id(&a, 8).unwrap(), claim_worker_id(&b, 8).unwrap());
+    assert_ne!(ida, idb);
+    let mut pa = Poller::new(ida);
+    let mut pb = Poller::new(idb);
+    let req = pa.on_tick(&a, &c, T0).expect("first ticker polls");
+    assert_eq!(req.cluster, "origin");
+    assert!(req.headers.contains(&(":path", "/edge/flags".to_owned())));
+    assert!(req.headers.contains(&("x-seckill-edge-key", "ek".to_owned())));
+    assert!(pb.on_tick(&b, &c, T0 + 1).is_none(), "the other worker does not");
+    pa.dispatched(1, T0);
+    assert!(pa.on_tick(&a, &c, T0 + 100).is_none(), "one poll in flight at a time");
+    let stored = pa.on_response(&a, &c, 1, Some(200), Some(&feed(4, vec![sale("phone", false, 1)])), T0 + 120);
+    assert_eq!(stored, Some(Stored::Updated { version: 4 }));
+    assert!(pa.on_tick(&a, &c, T0 + 200).is_some());
+    pa.dispatched(2, T0 + 200);
+    // a failed poll keeps the flags
+    assert_eq!(pa.on_response(&a, &c, 2, None, None, T0 + 300), None);
+    assert_eq!(pa.on_response(&a, &c, 3, Some(503), Some(b"x"), T0 + 300), None);
+    assert_eq!(a.counter(Counter::FeedErrors), 2);
+    let edge = Edge::new(c.clone());
+    b.now.set(T0 + 500);
+    let auth = tk("alice");
+    let d = edge.on_request(&b, &Request { method: "GET", path: "/api/sales/phone", authorization: Some(&auth) });
+    assert!(d.reply().is_some(), "feed stored by the poller is visible to other workers");
+    // worker a stops ticking: b takes over after the lease
+    assert!(pb.on_tick(&b, &c, T0 + 200 + c.lease_ms() - 1).is_none());
+    assert!(pb.on_tick(&b, &c, T0 + 200 + c.lease_ms()).is_some());
+    assert!(pb.is_holder());
+    assert!(pa.on_tick(&a, &c, T0 + 200 + c.lease_ms() + 1).is_none());
+    assert!(!pa.is_holder());
+}
+
+#[test]
+fn every_reply_is_well_formed() {
+    // Every answer the edge gives is a JSON BuyAnswer with the contract status for its outcome.
+    let w = World::with_feed("", vec![sale("phone", false, 1), sale("tv", true, 1)]);
+    let mut seen = std::collections::HashSet::new();
+    let mut check = |d: Decision| {
+        if let Some(r) = d.reply() {
+            let a = r.answer().unwrap();
+            assert_eq!(r.status, a.outcome.http_status());
+            assert_eq!(r.header("cache-control"), Some("no-store"));
+            assert_eq!(r.header("x-seckill-outcome"), Some(a.outcome.as_str()));
+            seen.insert(a.outcome);
+        }
+    };
+    w.at(START - 1_000);
+    check(w.buy("a", "phone"));
+    w.at(START);
+    store_feed(&w.host, &feed(1, vec![sale("phone", false, 1), sale("tv", true, 1)]), START, 8).unwrap();
+    check(w.buy("a", "tv"));
+    check(w.buy("a", "radio"));
+    check(w.buy("a", "a.b"));
+    check(w.buy("a", "phone"));
+    check(w.buy("a", "phone"));
+    w.at(END);
+    check(w.buy("a", "phone"));
+    check(w.edge.on_request(&w.host, &Request { method: "POST", path: "/api/sales/phone/orders", authorization: None }));
+    assert_eq!(seen.len(), 7, "{seen:?}");
+}
