@@ -1,1 +1,256 @@
+//! `seckill-edge-filter`: the Envoy (proxy-wasm) glue of the flash-sale edge filter.
+//!
+//! It exists only to connect Envoy to `seckill-edge`, where every decision lives: it implements
+//! [`Host`] with proxy-wasm host calls, reads the few request/response headers the logic needs,
+//! strips client `x-seckill-*` headers, sends the logic's local replies, and runs the feed poller
+//! on the root context's tick. Nothing here decides anything.
+//!
+//! Panics are avoided on every path (a panic kills the Wasm VM of a whole worker): only the
+//! `Result`-returning host calls are used, header values are read as bytes (the SDK's string
+//! getters panic on non-UTF-8 values), and any failed call degrades to passing the request on
+//! with the `seckill_edge_host_errors` counter.
 
+use std::rc::Rc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType, Status};
+
+use seckill_core::headers;
+use seckill_edge::poller::{claim_worker_id, init_keys};
+use seckill_edge::{Config, Counter, Decision, Edge, Host, HostError, Learn, Level, Poller, Request, SetError, Shared};
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(LogLevel::Info);
+    proxy_wasm::set_root_context(|context_id| -> Box<dyn RootContext> { Box::new(Root::new(context_id)) });
+}}
+
+/// [`Host`] over proxy-wasm host calls. Counters are the metric ids defined at configure time.
+struct EnvoyHost {
+    metrics: Vec<Option<u32>>,
+}
+
+impl EnvoyHost {
+    fn new() -> EnvoyHost {
+        let metrics = Counter::ALL
+            .iter()
+            .map(|c| hostcalls::define_metric(MetricType::Counter, &c.metric_name()).ok())
+            .collect();
+        EnvoyHost { metrics }
+    }
+}
+
+impl Host for EnvoyHost {
+    fn now_ms(&self) -> Result<u64, HostError> {
+        let t = hostcalls::get_current_time().map_err(|_| HostError("get_current_time"))?;
+        let d = t.duration_since(UNIX_EPOCH).map_err(|_| HostError("clock before 1970"))?;
+        Ok(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    fn get_shared(&self, key: &str) -> Result<Shared, HostError> {
+        hostcalls::get_shared_data(key).map(|(value, cas)| Shared { value, cas }).map_err(|_| HostError("get_shared_data"))
+    }
+
+    fn set_shared(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), SetError> {
+        match hostcalls::set_shared_data(key, Some(value), cas) {
+            Ok(()) => Ok(()),
+            Err(Status::CasMismatch) => Err(SetError::CasMismatch),
+            Err(_) => Err(SetError::Host(HostError("set_shared_data"))),
+        }
+    }
+
+    fn count(&self, counter: Counter) {
+        if let Some(Some(id)) = self.metrics.get(counter.index()) {
+            let _ = hostcalls::increment_metric(*id, 1);
+        }
+    }
+
+    fn log(&self, level: Level, message: &str) {
+        let level = match level {
+            Level::Debug => LogLevel::Debug,
+            Level::Info => LogLevel::Info,
+            Level::Warn => LogLevel::Warn,
+            Level::Error => LogLevel::Error,
+        };
+        let _ = hostcalls::log(level, message);
+    }
+}
+
+/// What a configured worker shares between its root context and its HTTP contexts.
+struct Worker {
+    edge: Edge,
+    host: EnvoyHost,
+}
+
+/// The root context: configuration, metrics, the tick that refreshes flags and polls the feed.
+struct Root {
+    context_id: u32,
+    worker: Option<Rc<Worker>>,
+    poller: Option<Poller>,
+}
+
+impl Root {
+    fn new(context_id: u32) -> Root {
+        Root { context_id, worker: None, poller: None }
+    }
+}
+
+fn log(level: LogLevel, message: &str) {
+    let _ = hostcalls::log(level, message);
+}
+
+fn bytes_to_string(b: Option<Vec<u8>>) -> Option<String> {
+    b.and_then(|v| String::from_utf8(v).ok())
+}
+
+impl Context for Root {
+    fn on_http_call_response(&mut self, token_id: u32, _num_headers: usize, body_size: usize, _num_trailers: usize) {
+        let (Some(worker), Some(poller)) = (self.worker.as_ref(), self.poller.as_mut()) else { return };
+        let status = hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, ":status")
+            .ok()
+            .flatten()
+            .and_then(|b| std::str::from_utf8(&b).ok().and_then(|s| s.trim().parse::<u16>().ok()));
+        let body = if body_size > 0 {
+            hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size).ok().flatten()
+        } else {
+            None
+        };
+        let now = worker.host.now_ms().unwrap_or(0);
+        poller.on_response(&worker.host, worker.edge.config(), token_id, status, body.as_deref(), now);
+        worker.edge.refresh_flags(&worker.host);
+    }
+}
+
+impl RootContext for Root {
+    fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
+        let raw = hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX).ok().flatten().unwrap_or_default();
+        let cfg = match Config::from_json(&raw) {
+            Ok(cfg) => cfg,
+            Err(e) => {
+                log(LogLevel::Critical, &format!("seckill edge filter: refusing configuration: {e}"));
+                return false;
+            }
+        };
+        let host = EnvoyHost::new();
+        if let Err(c) = init_keys(&host, cfg.buckets) {
+            host.count(c);
+            log(LogLevel::Warn, "seckill edge filter: could not create every shared-data key up front; continuing");
+        }
+        // Distinct per VM; on the (theoretical) failure fall back to something unlikely to clash.
+        let worker_id = claim_worker_id(&host, cfg.cas_retries).unwrap_or((1 << 63) | u64::from(self.context_id));
+        if hostcalls::set_tick_period(Duration::from_millis(cfg.poll_interval_ms)).is_err() {
+            log(LogLevel::Error, "seckill edge filter: cannot set the tick period; the flags feed will not be polled");
+        }
+        log(
+            LogLevel::Info,
+            &format!(
+                "seckill edge filter configured (worker {worker_id}): buckets={} slots_per_bucket={} window_ms={} poll_interval_ms={} origin_cluster={}",
+                cfg.buckets, cfg.slots_per_bucket, cfg.window_ms, cfg.poll_interval_ms, cfg.origin_cluster
+            ),
+        );
+        self.worker = Some(Rc::new(Worker { edge: Edge::new(cfg), host }));
+        self.poller = Some(Poller::new(worker_id));
+        true
+    }
+
+    fn on_tick(&mut self) {
+        let (Some(worker), Some(poller)) = (self.worker.as_ref(), self.poller.as_mut()) else { return };
+        worker.edge.refresh_flags(&worker.host);
+        let Ok(now) = worker.host.now_ms() else {
+            worker.host.count(Counter::HostErrors);
+            return;
+        };
+        let Some(req) = poller.on_tick(&worker.host, worker.edge.config(), now) else { return };
+        let headers: Vec<(&str, &str)> = req.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        match hostcalls::dispatch_http_call(&req.cluster, headers, None, vec![], Duration::from_millis(req.timeout_ms)) {
+            Ok(token) => poller.dispatched(token, now),
+            Err(status) => {
+                poller.dispatch_failed(&worker.host, now);
+                worker.host.log(Level::Warn, &format!("seckill edge filter: feed poll dispatch to cluster `{}` failed: {status:?}", req.cluster));
+            }
+        }
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(Http { worker: self.worker.clone(), learn: None }))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+/// One HTTP stream.
+struct Http {
+    worker: Option<Rc<Worker>>,
+    /// Set when a buy was passed to the origin: learn from its answer's headers.
+    learn: Option<Learn>,
+}
+
+impl Context for Http {}
+
+impl HttpContext for Http {
+    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        let pairs = match hostcalls::get_map_bytes(MapType::HttpRequestHeaders) {
+            Ok(p) => p,
+            Err(_) => {
+                if let Some(w) = &self.worker {
+                    w.host.count(Counter::HostErrors);
+                }
+                Vec::new()
+            }
+        };
+        let (mut method, mut path, mut authorization) = (None, None, None);
+        for (name, value) in pairs {
+            if headers::is_reserved(&name) {
+                // A client never speaks for the edge: drop every x-seckill-* header it sent.
+                if hostcalls::remove_map_value(MapType::HttpRequestHeaders, &name).is_err() {
+                    if let Some(w) = &self.worker {
+                        w.host.count(Counter::HostErrors);
+                    }
+                }
+                continue;
+            }
+            match name.as_str() {
+                ":method" if method.is_none() => method = String::from_utf8(value).ok(),
+                ":path" if path.is_none() => path = String::from_utf8(value).ok(),
+                "authorization" if authorization.is_none() => authorization = String::from_utf8(value).ok(),
+                _ => {}
+            }
+        }
+        let Some(worker) = self.worker.clone() else { return Action::Continue };
+        let req = Request { method: method.as_deref().unwrap_or(""), path: path.as_deref().unwrap_or(""), authorization: authorization.as_deref() };
+        match worker.edge.on_request(&worker.host, &req) {
+            Decision::Reply(reply) => {
+                let headers: Vec<(&str, &str)> = reply.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                match hostcalls::send_http_response(u32::from(reply.status), headers, Some(reply.body.as_bytes())) {
+                    Ok(()) => Action::Pause,
+                    Err(_) => {
+                        worker.host.count(Counter::HostErrors);
+                        Action::Continue
+                    }
+                }
+            }
+            Decision::Forward(fwd) => {
+                for (name, value) in &fwd.set_headers {
+                    if hostcalls::set_map_value_bytes(MapType::HttpRequestHeaders, name, Some(value.as_bytes())).is_err() {
+                        worker.host.count(Counter::HostErrors);
+                    }
+                }
+                self.learn = fwd.learn;
+                Action::Continue
+            }
+        }
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        // Only answers to buys this filter passed on are learned from (never its own replies).
+        let (Some(worker), Some(learn)) = (self.worker.as_ref(), self.learn.take()) else { return Action::Continue };
+        let read = |name: &str| bytes_to_string(hostcalls::get_map_value_bytes(MapType::HttpResponseHeaders, name).ok().flatten());
+        let outcome = read(headers::OUTCOME);
+        let order_id = read(headers::ORDER_ID);
+        worker.edge.on_response(&worker.host, &learn, outcome.as_deref(), order_id.as_deref());
+        Action::Continue
+    }
+}
