@@ -8,7 +8,7 @@ use seckill_origin::settings::{DEV_ADMIN_TOKEN, DEV_EDGE_KEY};
 use seckill_origin::store::SaleFigures;
 use seckill_origin::Settings;
 
-use crate::origin_proc::InProcOrigin;
+use crate::inproc::InProcOrigin;
 use crate::redis_proc::RedisProc;
 
 pub struct OriginRig {
@@ -89,9 +89,14 @@ impl OriginRig {
         a.json().expect("figures")
     }
 
+    /// A blocking Redis connection for checks behind the origin's back.
+    pub fn redis_connection(&self) -> redis::Connection {
+        redis::Client::open(self.redis.url()).and_then(|c| c.get_connection_with_timeout(Duration::from_secs(5))).expect("redis connection")
+    }
+
     /// Orders of `sku` straight from Redis: order id → (uid, state).
     pub fn orders_in_redis(&self, sku: &str) -> HashMap<String, (String, String)> {
-        let mut c = self.redis.connection().expect("redis connection");
+        let mut c = self.redis_connection();
         let raw: HashMap<String, String> = redis::cmd("HGETALL").arg(format!("sk:{{{sku}}}:orders")).query(&mut c).expect("HGETALL");
         raw.into_iter()
             .map(|(id, rec)| {

@@ -266,7 +266,7 @@ async fn admin_needs_the_token_and_rejects_bad_input() {
         }
     }
     assert_eq!(rig.http.get(&rig.url("/admin/sales"), &[]).await.unwrap().json_value()["sales"], serde_json::Value::Null);
-    let skus: Vec<String> = redis::cmd("SMEMBERS").arg("sk:sales").query(&mut rig.redis.connection().unwrap()).unwrap();
+    let skus: Vec<String> = redis::cmd("SMEMBERS").arg("sk:sales").query(&mut rig.redis_connection()).unwrap();
     assert!(skus.is_empty(), "nothing was created without the token");
 
     // Malformed bodies get a 400 naming the problem.

@@ -3,10 +3,11 @@
 //! same port and data to check what survives.
 
 use std::path::{Path, PathBuf};
+use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::net::wait_for_port;
+use crate::net::{ping, wait_for_port};
 
 /// The AOF fsync policy. See the README's "Durability" section for the measured trade-off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,7 +77,7 @@ impl RedisProc {
     fn spawn(&mut self) -> Result<(), RedisProcError> {
         let _ = std::fs::create_dir_all(&self.dir);
         let mut cmd = Self::command(self.port, &self.dir, self.fsync);
-        cmd.args(&self.extra).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        cmd.args(&self.extra).process_group(0).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
         let child = cmd.spawn().map_err(|source| RedisProcError::Spawn { bin: crate::paths::redis_server().display().to_string(), source })?;
         self.child = Some(child);
         if !wait_for_port(self.addr(), Duration::from_secs(10)) || !self.ping_ok(Duration::from_secs(10)) {
@@ -89,12 +90,8 @@ impl RedisProc {
         let deadline = std::time::Instant::now() + within;
         while std::time::Instant::now() < deadline {
             // Loading the AOF after a restart answers -LOADING; wait for a real PONG.
-            if let Ok(client) = redis::Client::open(self.url()) {
-                if let Ok(mut c) = client.get_connection_with_timeout(Duration::from_millis(500)) {
-                    if redis::cmd("PING").query::<String>(&mut c).map(|p| p == "PONG").unwrap_or(false) {
-                        return true;
-                    }
-                }
+            if ping(self.addr()) {
+                return true;
             }
             std::thread::sleep(Duration::from_millis(25));
         }
@@ -121,15 +118,15 @@ impl RedisProc {
         self.child.as_ref().map(|c| c.id())
     }
 
-    /// A blocking connection for test checks.
-    pub fn connection(&self) -> redis::RedisResult<redis::Connection> {
-        redis::Client::open(self.url())?.get_connection_with_timeout(Duration::from_secs(5))
-    }
-
     fn signal(&self, sig: &str) {
         if let Some(pid) = self.pid() {
             let _ = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status();
         }
+    }
+
+    /// Give up ownership: the process keeps running after this handle is gone (`xtask up`).
+    pub fn detach(mut self) -> Option<u32> {
+        self.child.take().map(|c| c.id())
     }
 
     /// SIGKILL: a crash, no chance to flush anything.

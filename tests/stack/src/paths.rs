@@ -4,10 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
-/// The workspace root (the folder with the top-level Cargo.toml).
+/// The workspace root (the folder with the top-level Cargo.toml; this crate is `tests/stack`).
 pub fn workspace() -> PathBuf {
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    here.parent().map(Path::to_path_buf).unwrap_or_else(|| here.to_path_buf())
+    here.ancestors().nth(2).map(Path::to_path_buf).unwrap_or_else(|| here.to_path_buf())
 }
 
 /// `target/` of the workspace (honours `CARGO_TARGET_DIR`).

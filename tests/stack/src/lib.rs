@@ -1,0 +1,21 @@
+//! The stack's processes, started and stopped from Rust: used by `cargo xtask` (up, down, demo,
+//! bench) and by the end-to-end tests, so the stack a test runs is the stack a newcomer runs.
+//!
+//! - [`paths`]: where the workspace, the project's tools and the build outputs are.
+//! - [`net`]: free loopback ports, waiting for a port, a tiny HTTP/1.0 GET and a Redis PING.
+//! - [`redis_proc`]: a `redis-server` of our own on its own port (never the machine's 6379), with AOF.
+//! - [`origin_proc`]: the `seckill-origin` binary as a child process.
+//! - [`envoy_proc`]: Envoy with the edge filter, its config rendered from `envoy/edge.yaml.tmpl`.
+//!
+//! Std only on purpose: `cargo xtask` compiles in seconds on a fresh machine.
+
+pub mod envoy_proc;
+pub mod net;
+pub mod origin_proc;
+pub mod paths;
+pub mod redis_proc;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}

