@@ -106,6 +106,9 @@ pub fn setup() -> Result<(), String> {
         apt_install(&["redis-tools"])?;
     }
     let v = envoy_version(&envoy).unwrap_or_default();
-    eprintln!("setup: ok (envoy {}, {})", v.split('/').nth(1).unwrap_or("?"), output(Command::new(paths::redis_server()).arg("--version")).unwrap_or_default().split_whitespace().nth(2).unwrap_or("redis ?"));
+    let envoy_v = v.split("version:").nth(1).and_then(|r| r.trim().split('/').nth(1)).unwrap_or("?").to_owned();
+    let redis_v = output(Command::new(paths::redis_server()).arg("--version")).unwrap_or_default();
+    let redis_v = redis_v.split_whitespace().find_map(|w| w.strip_prefix("v=")).unwrap_or("?").to_owned();
+    eprintln!("setup: ok (envoy {envoy_v} at {}, redis-server {redis_v})", envoy.display());
     Ok(())
 }

@@ -32,12 +32,12 @@ pub fn ping(addr: SocketAddr) -> bool {
     s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
 }
 
-/// One request over plain HTTP/1.0 to `addr`: `(status, body)`, `None` if it could not be made.
-/// For readiness checks and tools that must not pull in an HTTP stack.
+/// One request over plain HTTP/1.1 (`Connection: close`) to `addr`: `(status, body)`, `None` if it
+/// could not be made. For readiness checks and tools that must not pull in an HTTP stack.
 pub fn http_request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &str, timeout: Duration) -> Option<(u16, String)> {
     let mut s = TcpStream::connect_timeout(&addr, timeout).ok()?;
     let _ = s.set_read_timeout(Some(timeout));
-    let mut req = format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: {}\r\n", body.len());
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -48,11 +48,39 @@ pub fn http_request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str
     s.read_to_end(&mut out).ok()?;
     let text = String::from_utf8_lossy(&out).into_owned();
     let status = text.split(' ').nth(1)?.parse().ok()?;
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let (head, raw_body) = text.split_once("\r\n\r\n")?;
+    let chunked = head.lines().any(|l| {
+        let l = l.to_ascii_lowercase();
+        l.starts_with("transfer-encoding:") && l.contains("chunked")
+    });
+    let body = if chunked { dechunk(raw_body) } else { raw_body.to_owned() };
     Some((status, body))
+}
+
+/// Decode a `Transfer-Encoding: chunked` body.
+fn dechunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    while let Some((size_line, after)) = rest.split_once("\r\n") {
+        let size = usize::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16).unwrap_or(0);
+        if size == 0 || after.len() < size {
+            break;
+        }
+        out.push_str(&after[..size]);
+        rest = after[size..].strip_prefix("\r\n").unwrap_or(&after[size..]);
+    }
+    out
 }
 
 /// `GET path` with [`http_request`].
 pub fn http_get(addr: SocketAddr, path: &str, headers: &[(&str, &str)], timeout: Duration) -> Option<(u16, String)> {
     http_request(addr, "GET", path, headers, "", timeout)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dechunks() {
+        assert_eq!(super::dechunk("5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"), "hello world");
+        assert_eq!(super::dechunk("0\r\n\r\n"), "");
+    }
 }
