@@ -1,0 +1,531 @@
+//! Smoke test of the built filter in real Envoy (`--concurrency 2`), against a tiny fake origin.
+//!
+//! It proves the module loads and behaves as `seckill-edge`'s unit tests say once it runs inside
+//! Envoy: edge answers (401 / 403 / 404 / 410 / 429 / replayed `already_won`), exactly one request
+//! of a burst reaching the origin across workers and connections, client `x-seckill-*` headers
+//! stripped, the feed polled and a sold-out switch propagated, stats at `/stats/prometheus`, the
+//! template valid and a bad plugin configuration refused with the field named.
+//!
+//! Needs an Envoy binary: `ENVOY_BIN`, else the project's `target/tools/envoy-venv`, else
+//! `/tmp/envvenv` (see `edge-filter/README.md`). The filter is (re)built with
+//! `cargo build -p seckill-edge-filter --target wasm32-wasip1 --profile wasm` unless
+//! `SECKILL_FILTER_WASM` names a built module.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const SECRET: &str = "smoke-ticket-secret";
+const EDGE_KEY: &str = "smoke-edge-key";
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace().join("target"))
+}
+
+fn envoy_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("ENVOY_BIN") {
+        return PathBuf::from(p);
+    }
+    let mut candidates = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(target_dir().join("tools/envoy-venv/lib")) {
+        for e in entries.flatten() {
+            candidates.push(e.path().join("site-packages/envoy/_bin/envoy"));
+        }
+    }
+    candidates.push(PathBuf::from("/tmp/envvenv/lib/python3.11/site-packages/envoy/_bin/envoy"));
+    candidates.into_iter().find(|p| p.is_file()).unwrap_or_else(|| {
+        panic!("no Envoy binary: set ENVOY_BIN, or run `cargo xtask setup` (installs it under target/tools/envoy-venv)")
+    })
+}
+
+fn filter_wasm() -> PathBuf {
+    if let Some(p) = std::env::var_os("SECKILL_FILTER_WASM") {
+        return PathBuf::from(p);
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(workspace())
+        .args(["build", "--quiet", "-p", "seckill-edge-filter", "--target", "wasm32-wasip1", "--profile", "wasm"])
+        .status()
+        .expect("run cargo build for the filter");
+    assert!(status.success(), "building the filter failed");
+    let p = target_dir().join("wasm32-wasip1/wasm/seckill_edge_filter.wasm");
+    assert!(p.is_file(), "{} missing after the build", p.display());
+    p
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+fn ticket(uid: &str) -> String {
+    let t = seckill_core::ticket::mint(SECRET.as_bytes(), uid, now_ms() / 1000 + 3600).unwrap();
+    format!("Bearer {t}")
+}
+
+// ---------------------------------------------------------------------------------------------
+// A tiny HTTP/1.1 fake origin: the flags feed and buys that answer with the learning headers.
+
+#[derive(Default)]
+struct OriginState {
+    feed: String,
+    feed_polls: u64,
+    feed_bad_key: u64,
+    /// Every request that reached the origin: (method, path, headers).
+    seen: Vec<(String, String, Vec<(String, String)>)>,
+    orders: HashMap<(String, String), u64>,
+    next_seq: u64,
+    sold_out: Vec<String>,
+}
+
+struct Origin {
+    addr: SocketAddr,
+    state: Arc<Mutex<OriginState>>,
+}
+
+struct Req {
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+    close: bool,
+}
+
+fn read_request(r: &mut BufReader<TcpStream>) -> Option<Req> {
+    let mut line = String::new();
+    if r.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let mut parts = line.split_whitespace();
+    let (method, path) = (parts.next()?.to_owned(), parts.next()?.to_owned());
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        r.read_line(&mut h).ok()?;
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        let (k, v) = h.split_once(':')?;
+        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
+    }
+    let len: usize = headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
+    let mut body = vec![0; len];
+    r.read_exact(&mut body).ok()?;
+    let close = headers.iter().any(|(k, v)| k == "connection" && v.eq_ignore_ascii_case("close"));
+    Some(Req { method, path, headers, close })
+}
+
+fn respond(w: &mut TcpStream, status: u16, headers: &[(&str, String)], body: &str) -> std::io::Result<()> {
+    let mut out = format!("HTTP/1.1 {status} X\r\ncontent-length: {}\r\ncontent-type: application/json\r\n", body.len());
+    for (k, v) in headers {
+        out.push_str(&format!("{k}: {v}\r\n"));
+    }
+    out.push_str("\r\n");
+    out.push_str(body);
+    w.write_all(out.as_bytes())
+}
+
+impl Origin {
+    fn start(feed: String) -> Origin {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(Mutex::new(OriginState { feed, ..Default::default() }));
+        let st = state.clone();
+        thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                let st = st.clone();
+                thread::spawn(move || Origin::serve(conn, st));
+            }
+        });
+        Origin { addr, state }
+    }
+
+    fn serve(conn: TcpStream, st: Arc<Mutex<OriginState>>) {
+        let mut w = conn.try_clone().unwrap();
+        let mut r = BufReader::new(conn);
+        while let Some(req) = read_request(&mut r) {
+            let h = |name: &str| req.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+            let res = if req.path == "/edge/flags" {
+                let mut s = st.lock().unwrap();
+                if h("x-seckill-edge-key").as_deref() != Some(EDGE_KEY) {
+                    s.feed_bad_key += 1;
+                    respond(&mut w, 401, &[], "{}")
+                } else {
+                    s.feed_polls += 1;
+                    let feed = s.feed.clone();
+                    drop(s);
+                    respond(&mut w, 200, &[], &feed)
+                }
+            } else {
+                let mut s = st.lock().unwrap();
+                s.seen.push((req.method.clone(), req.path.clone(), req.headers.clone()));
+                let uid = h("x-seckill-uid").unwrap_or_default();
+                let sku = req.path.strip_prefix("/api/sales/").and_then(|p| p.strip_suffix("/orders")).map(str::to_owned);
+                match (req.method.as_str(), sku) {
+                    ("POST", Some(sku)) if s.sold_out.contains(&sku) => {
+                        drop(s);
+                        respond(&mut w, 410, &[("x-seckill-by", "origin".into()), ("x-seckill-outcome", "sold_out".into())], r#"{"outcome":"sold_out"}"#)
+                    }
+                    ("POST", Some(sku)) => {
+                        let key = (uid.clone(), sku.clone());
+                        let (outcome, status, seq) = match s.orders.get(&key) {
+                            Some(seq) => ("already_won", 200, *seq),
+                            None => {
+                                s.next_seq += 1;
+                                let seq = s.next_seq;
+                                s.orders.insert(key, seq);
+                                ("won", 201, seq)
+                            }
+                        };
+                        drop(s);
+                        // Slow enough that a burst overlaps the first request's round trip.
+                        thread::sleep(Duration::from_millis(30));
+                        let id = format!("{sku}.{seq}");
+                        let body = format!(r#"{{"outcome":"{outcome}","order_id":"{id}","sku":"{sku}","uid":"{uid}"}}"#);
+                        respond(&mut w, status, &[("x-seckill-by", "origin".into()), ("x-seckill-outcome", outcome.into()), ("x-seckill-order-id", id)], &body)
+                    }
+                    _ => {
+                        drop(s);
+                        // Echo what the edge let through, so the test can check the headers.
+                        let seckill: Vec<String> = req.headers.iter().filter(|(k, _)| k.starts_with("x-seckill-")).map(|(k, v)| format!("\"{k}={v}\"")).collect();
+                        respond(&mut w, 200, &[("x-seckill-by", "origin".into())], &format!("{{\"seen\":[{}]}}", seckill.join(",")))
+                    }
+                }
+            };
+            if res.is_err() || req.close {
+                return;
+            }
+        }
+    }
+
+    fn buys_for(&self, uid: &str) -> usize {
+        let s = self.state.lock().unwrap();
+        s.seen.iter().filter(|(m, p, h)| m == "POST" && p.ends_with("/orders") && h.iter().any(|(k, v)| k == "x-seckill-uid" && v == uid)).count()
+    }
+
+    fn requests(&self) -> usize {
+        self.state.lock().unwrap().seen.len()
+    }
+
+    fn set_feed(&self, feed: String) {
+        self.state.lock().unwrap().feed = feed;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A minimal client: one request per connection.
+
+#[derive(Debug)]
+struct Resp {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Resp {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {self:?}"))
+    }
+}
+
+fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> Resp {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nhost: edge\r\nconnection: close\r\ncontent-length: 0\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    // Read the head, then exactly content-length bytes, as a browser does (waiting for EOF would
+    // also wait out Envoy's delayed close of a `connection: close` local reply, 1 s by default).
+    let mut r = BufReader::new(s);
+    let mut status_line = String::new();
+    r.read_line(&mut status_line).unwrap();
+    let status = status_line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let mut headers: Vec<(String, String)> = Vec::new();
+    loop {
+        let mut h = String::new();
+        if r.read_line(&mut h).unwrap() == 0 || h.trim_end().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.trim_end().split_once(':') {
+            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
+        }
+    }
+    let mut body = Vec::new();
+    match headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse::<usize>().ok()) {
+        Some(len) => {
+            body.resize(len, 0);
+            r.read_exact(&mut body).unwrap();
+        }
+        None => {
+            r.read_to_end(&mut body).unwrap();
+        }
+    }
+    Resp { status, headers, body: String::from_utf8_lossy(&body).into_owned() }
+}
+
+fn buy(edge: SocketAddr, uid: &str, sku: &str) -> Resp {
+    let t = ticket(uid);
+    http(edge, "POST", &format!("/api/sales/{sku}/orders"), &[("authorization", &t)])
+}
+
+// ---------------------------------------------------------------------------------------------
+// Envoy
+
+fn render(wasm: &Path, site: &Path, edge_port: u16, admin_port: u16, origin: SocketAddr, filter_config: &str) -> String {
+    let template = std::fs::read_to_string(workspace().join("envoy/edge.yaml.tmpl")).expect("envoy/edge.yaml.tmpl");
+    template
+        .replace("{{EDGE_ADDR}}", "127.0.0.1")
+        .replace("{{EDGE_PORT}}", &edge_port.to_string())
+        .replace("{{ADMIN_PORT}}", &admin_port.to_string())
+        .replace("{{ORIGIN_HOST}}", &origin.ip().to_string())
+        .replace("{{ORIGIN_PORT}}", &origin.port().to_string())
+        .replace("{{FILTER_WASM}}", &wasm.display().to_string())
+        .replace("{{FILTER_CONFIG}}", filter_config)
+        .replace("{{SITE_DIR}}", &site.display().to_string())
+}
+
+fn base_id() -> u32 {
+    let n = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos();
+    10_000 + (n ^ std::process::id()) % 50_000
+}
+
+/// Kills the Envoy it holds when dropped (also when the test fails).
+struct Envoy {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Drop for Envoy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Envoy {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+fn validate(bin: &Path, config: &Path) -> (bool, String) {
+    let out = Command::new(bin).args(["--mode", "validate", "--base-id"]).arg(base_id().to_string()).arg("-c").arg(config).output().expect("run envoy --mode validate");
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+fn feed(version: u64, sales: &[(&str, u64, u64, bool)]) -> String {
+    let sales: Vec<serde_json::Value> = sales
+        .iter()
+        .map(|(sku, starts, ends, sold_out)| serde_json::json!({"sku": sku, "starts_at": starts, "ends_at": ends, "sold_out": sold_out, "per_user_limit": 1}))
+        .collect();
+    serde_json::json!({"version": version, "server_time": now_ms(), "sales": sales}).to_string()
+}
+
+#[test]
+fn filter_works_in_real_envoy() {
+    let bin = envoy_bin();
+    let wasm = filter_wasm();
+    let dir = std::env::temp_dir().join(format!("seckill-edge-smoke-{}-{}", std::process::id(), base_id()));
+    let site = dir.join("site");
+    std::fs::create_dir_all(&site).unwrap();
+    std::fs::write(site.join("index.html"), "<!doctype html><title>sale</title><p>the sale page</p>\n").unwrap();
+
+    let t = now_ms();
+    let (open, later, end) = (t - 60_000, t + 3_600_000, t + 7_200_000);
+    let origin = Origin::start(feed(1, &[("phone", open, end, false), ("tv", open, end, false), ("radio", open, end, false), ("later", later, end, false)]));
+    origin.state.lock().unwrap().sold_out.push("tv".into());
+
+    let (edge_port, admin_port) = (free_port(), free_port());
+    let config = format!(r#"{{"ticket_secrets":["{SECRET}"],"edge_key":"{EDGE_KEY}","buckets":4096}}"#);
+
+    // A bad plugin configuration is refused, naming the field.
+    for (bad, field) in [(r#"{"ticket_secrets":["s"],"edge_key":"k","window_ms":"soon"}"#, "window_ms"), (r#"{"ticket_secrets":["s"],"edge_key":"k","windw_ms":1}"#, "windw_ms"), (r#"{"edge_key":"k"}"#, "ticket_secrets")] {
+        let path = dir.join("bad.yaml");
+        std::fs::write(&path, render(&wasm, &site, edge_port, admin_port, origin.addr, bad)).unwrap();
+        let (ok, out) = validate(&bin, &path);
+        assert!(!ok, "config {bad} must be refused");
+        assert!(out.contains(&format!("`{field}`")), "the refusal must name `{field}`:\n{out}");
+    }
+
+    // The template renders to a valid config.
+    let yaml = dir.join("edge.yaml");
+    std::fs::write(&yaml, render(&wasm, &site, edge_port, admin_port, origin.addr, &config)).unwrap();
+    let (ok, out) = validate(&bin, &yaml);
+    assert!(ok, "envoy --mode validate failed:\n{out}");
+
+    let log = dir.join("envoy.log");
+    let child = Command::new(&bin)
+        .args(["--concurrency", "2", "--base-id"])
+        .arg(base_id().to_string())
+        .arg("-c")
+        .arg(&yaml)
+        .args(["--log-level", "info", "--log-path"])
+        .arg(&log)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start envoy");
+    let envoy = Envoy { child, log };
+    let edge: SocketAddr = format!("127.0.0.1:{edge_port}").parse().unwrap();
+    let admin: SocketAddr = format!("127.0.0.1:{admin_port}").parse().unwrap();
+
+    // Ready once the feed was polled and parsed: the sale status is answered at the edge.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if TcpStream::connect(edge).is_ok() {
+            let r = http(edge, "GET", "/api/sales/phone", &[]);
+            if r.header("x-seckill-by") == Some("edge") {
+                assert_eq!(r.status, 200);
+                assert_eq!(r.header("cache-control"), Some("max-age=1"));
+                let v = r.json();
+                assert_eq!(v["state"], "on_sale");
+                assert!(v["server_time"].as_u64().unwrap() >= t);
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "edge not ready; envoy log:\n{}", envoy.log());
+        thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(origin.state.lock().unwrap().feed_bad_key, 0, "the feed poll carries the edge key");
+    let before = origin.requests();
+
+    // The page is served by Envoy itself.
+    let r = http(edge, "GET", "/", &[]);
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("the sale page"));
+    assert_eq!(r.header("cache-control"), Some("public, max-age=5"));
+    assert_eq!(http(edge, "GET", "/edge/flags", &[("x-seckill-edge-key", EDGE_KEY)]).status, 404, "the feed is not public");
+
+    // Bad ticket: 401 from the edge.
+    let r = http(edge, "POST", "/api/sales/phone/orders", &[("authorization", "Bearer v1.alice.99999999999.forged")]);
+    assert_eq!((r.status, r.header("x-seckill-by")), (401, Some("edge")), "{r:?}");
+    assert_eq!(r.json()["outcome"], "unauthorized");
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    // Not started: 403 with starts_at, from the edge.
+    let r = buy(edge, "alice", "later");
+    assert_eq!((r.status, r.header("x-seckill-by")), (403, Some("edge")), "{r:?}");
+    assert_eq!(r.json()["outcome"], "not_started");
+    assert_eq!(r.json()["starts_at"], later);
+    // Unknown sku and malformed sku.
+    assert_eq!(buy(edge, "alice", "nosuch").status, 404);
+    assert_eq!(buy(edge, "alice", "bad.sku").status, 400);
+    assert_eq!(origin.requests(), before, "none of these reached the origin");
+
+    // A burst of 20 for one uid over 20 connections (both workers): exactly one reaches the origin.
+    let handles: Vec<_> = (0..20)
+        .map(|_| {
+            let tk = ticket("alice");
+            thread::spawn(move || http(edge, "POST", "/api/sales/phone/orders", &[("authorization", &tk), ("x-seckill-uid", "mallory"), ("X-Seckill-Edge-Key", "guess")]))
+        })
+        .collect();
+    let answers: Vec<Resp> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(origin.buys_for("alice"), 1, "exactly one request of the burst reaches the origin");
+    assert_eq!(origin.buys_for("mallory"), 0, "a client-sent x-seckill-uid never reaches the origin");
+    let won: Vec<&Resp> = answers.iter().filter(|r| r.status == 201).collect();
+    assert_eq!(won.len(), 1, "{answers:?}");
+    assert_eq!(won[0].header("x-seckill-by"), Some("origin"));
+    let order_id = won[0].json()["order_id"].as_str().unwrap().to_owned();
+    for r in answers.iter().filter(|r| r.status != 201) {
+        assert_eq!(r.header("x-seckill-by"), Some("edge"), "{r:?}");
+        match r.status {
+            429 => assert!(r.header("retry-after").is_some() && r.json()["retry_after_ms"].as_u64().is_some()),
+            200 => assert_eq!(r.json()["order_id"], order_id.as_str()),
+            s => panic!("unexpected status {s}: {r:?}"),
+        }
+    }
+    {
+        let s = origin.state.lock().unwrap();
+        let (_, _, h) = s.seen.iter().find(|(m, p, _)| m == "POST" && p == "/api/sales/phone/orders").unwrap();
+        let values = |name: &str| h.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect::<Vec<_>>();
+        assert_eq!(values("x-seckill-uid"), vec!["alice"]);
+        assert_eq!(values("x-seckill-edge-key"), vec![EDGE_KEY]);
+    }
+    // The winner is then answered at the edge: already_won with the same order id.
+    let r = buy(edge, "alice", "phone");
+    assert_eq!((r.status, r.header("x-seckill-by")), (200, Some("edge")), "{r:?}");
+    let v = r.json();
+    assert_eq!((v["outcome"].as_str(), v["order_id"].as_str(), v["uid"].as_str(), v["sku"].as_str()), (Some("already_won"), Some(order_id.as_str()), Some("alice"), Some("phone")));
+    assert_eq!(origin.buys_for("alice"), 1);
+
+    // Other routes: orders need a ticket checked at the edge; the session gets nothing added.
+    assert_eq!(http(edge, "GET", "/api/orders/mine", &[]).status, 401);
+    let tk = ticket("bob");
+    let r = http(edge, "GET", "/api/orders/mine", &[("authorization", &tk), ("x-seckill-uid", "mallory")]);
+    assert_eq!(r.status, 200);
+    let seen = r.json()["seen"].to_string();
+    assert!(seen.contains("x-seckill-uid=bob") && !seen.contains("mallory") && seen.contains("x-seckill-edge-key"), "{seen}");
+    let r = http(edge, "POST", "/api/session", &[("x-seckill-uid", "mallory")]);
+    assert_eq!(r.json()["seen"], serde_json::json!([]));
+
+    // An origin sold_out is learned: the next uid gets 410 from the edge at once.
+    let r = buy(edge, "carol", "tv");
+    assert_eq!((r.status, r.header("x-seckill-by")), (410, Some("origin")));
+    let n = origin.requests();
+    let r = buy(edge, "dave", "tv");
+    assert_eq!((r.status, r.header("x-seckill-by")), (410, Some("edge")), "{r:?}");
+    assert_eq!(origin.requests(), n);
+
+    // The SRE switch: the feed shows radio sold out; every worker answers 410 soon after.
+    let r = buy(edge, "erin", "radio");
+    assert_eq!(r.status, 201);
+    origin.set_feed(feed(2, &[("phone", open, end, false), ("tv", open, end, false), ("radio", open, end, true), ("later", later, end, false)]));
+    let switched = Instant::now();
+    let propagation = loop {
+        // Probe with the sale status: answered by the edge from its flags, no origin round trip.
+        let r = http(edge, "GET", "/api/sales/radio", &[]);
+        if r.json()["state"] == "sold_out" {
+            break switched.elapsed();
+        }
+        assert!(switched.elapsed() < Duration::from_secs(3), "the sold-out switch did not reach the edge: {r:?}");
+        thread::sleep(Duration::from_millis(2));
+    };
+    // Every worker: 10 fresh connections all get 410 from the edge.
+    for j in 0..10 {
+        let r = buy(edge, &format!("late{j}"), "radio");
+        assert_eq!((r.status, r.header("x-seckill-by")), (410, Some("edge")));
+    }
+    eprintln!("sold-out switch reached the edge {} ms after the feed showed it", propagation.as_millis());
+    // The contract's bound: within 250 ms of the origin's feed showing it (poll every 100 ms).
+    assert!(propagation < Duration::from_millis(250), "propagation {propagation:?}");
+
+    // Stats, with the reason as a Prometheus label.
+    let stats = http(admin, "GET", "/stats/prometheus", &[]).body;
+    let value = |line_start: &str| -> u64 {
+        stats.lines().find(|l| l.starts_with(line_start)).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("no `{line_start}` in /stats/prometheus:\n{stats}"))
+    };
+    assert!(value("seckill_edge_decisions{reason=\"unauthorized\"}") >= 2);
+    assert!(value("seckill_edge_decisions{reason=\"not_started\"}") >= 1);
+    assert!(value("seckill_edge_decisions{reason=\"passed\"}") >= 3);
+    assert!(value("seckill_edge_decisions{reason=\"sold_out\"}") >= 11);
+    assert!(value("seckill_edge_decisions{reason=\"already_won\"}") + value("seckill_edge_decisions{reason=\"throttled\"}") >= 19);
+    assert!(value("seckill_edge_decisions{reason=\"sale_status\"}") >= 1);
+    assert!(value("seckill_edge_feed_polls") >= 2);
+    assert!(value("seckill_edge_feed_updates") >= 2);
+    assert_eq!(value("seckill_edge_cas_exhausted"), 0);
+    assert!(value("seckill_edge_sold_out_learned") >= 1);
+
+    let log = envoy.log();
+    assert!(!log.contains("panicked"), "the filter panicked:\n{log}");
+    drop(envoy);
+    let _ = std::fs::remove_dir_all(&dir);
+}
