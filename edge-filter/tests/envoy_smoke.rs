@@ -79,13 +79,16 @@ fn ticket(uid: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // A tiny HTTP/1.1 fake origin: the flags feed and buys that answer with the learning headers.
 
+/// One request as the origin saw it: method, path, headers.
+type Seen = (String, String, Vec<(String, String)>);
+
 #[derive(Default)]
 struct OriginState {
     feed: String,
     feed_polls: u64,
     feed_bad_key: u64,
     /// Every request that reached the origin: (method, path, headers).
-    seen: Vec<(String, String, Vec<(String, String)>)>,
+    seen: Vec<Seen>,
     orders: HashMap<(String, String), u64>,
     next_seq: u64,
     sold_out: Vec<String>,
@@ -526,6 +529,38 @@ fn filter_works_in_real_envoy() {
 
     let log = envoy.log();
     assert!(!log.contains("panicked"), "the filter panicked:\n{log}");
+    drop(envoy);
+
+    // The origin unreachable (nothing listens on its port): no feed ever arrives, so valid buys
+    // are passed on (never an invented answer), and Envoy's connect failure becomes `503 busy`.
+    let dead: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let (edge_port, admin_port) = (free_port(), free_port());
+    let yaml = dir.join("dead.yaml");
+    std::fs::write(&yaml, render(&wasm, &site, edge_port, admin_port, dead, &config)).unwrap();
+    let child = Command::new(&bin)
+        .args(["--concurrency", "2", "--base-id"])
+        .arg(base_id().to_string())
+        .arg("-c")
+        .arg(&yaml)
+        .args(["--log-level", "info", "--log-path"])
+        .arg(dir.join("dead.log"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start envoy");
+    let envoy = Envoy { child, log: dir.join("dead.log") };
+    let edge: SocketAddr = format!("127.0.0.1:{edge_port}").parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(edge).is_err() {
+        assert!(Instant::now() < deadline, "edge not up; envoy log:\n{}", envoy.log());
+        thread::sleep(Duration::from_millis(50));
+    }
+    let r = buy(edge, "alice", "phone");
+    assert_eq!((r.status, r.header("x-seckill-by"), r.header("retry-after")), (503, Some("edge"), Some("1")), "{r:?}");
+    assert_eq!(r.json()["outcome"], "busy");
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(buy(edge, "alice", "phone").status, 429, "still throttled per uid");
+    assert_eq!(http(edge, "POST", "/api/sales/phone/orders", &[]).status, 401, "tickets still checked");
     drop(envoy);
     let _ = std::fs::remove_dir_all(&dir);
 }
