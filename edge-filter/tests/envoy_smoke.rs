@@ -286,6 +286,27 @@ fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) ->
     Resp { status, headers, body: String::from_utf8_lossy(&body).into_owned() }
 }
 
+/// Read one response (head, then content-length bytes) from a kept-alive connection.
+fn read_response(r: &mut BufReader<TcpStream>) -> Resp {
+    let mut status_line = String::new();
+    r.read_line(&mut status_line).unwrap();
+    let status = status_line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let mut headers: Vec<(String, String)> = Vec::new();
+    loop {
+        let mut h = String::new();
+        if r.read_line(&mut h).unwrap() == 0 || h.trim_end().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.trim_end().split_once(':') {
+            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
+        }
+    }
+    let len = headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse::<usize>().ok()).unwrap_or(0);
+    let mut body = vec![0; len];
+    r.read_exact(&mut body).unwrap();
+    Resp { status, headers, body: String::from_utf8_lossy(&body).into_owned() }
+}
+
 fn buy(edge: SocketAddr, uid: &str, sku: &str) -> Resp {
     let t = ticket(uid);
     http(edge, "POST", &format!("/api/sales/{sku}/orders"), &[("authorization", &t)])
@@ -469,6 +490,24 @@ fn filter_works_in_real_envoy() {
     let v = r.json();
     assert_eq!((v["outcome"].as_str(), v["order_id"].as_str(), v["uid"].as_str(), v["sku"].as_str()), (Some("already_won"), Some(order_id.as_str()), Some("alice"), Some("phone")));
     assert_eq!(origin.buys_for("alice"), 1);
+
+    // Edge answers to buys that carry a JSON body keep the connection alive (the buffer filter
+    // reads the body first; otherwise Envoy would close an HTTP/1.1 connection after each answer).
+    {
+        let tk = ticket("alice");
+        let s = TcpStream::connect(edge).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut w = s.try_clone().unwrap();
+        let mut r = BufReader::new(s);
+        for _ in 0..3 {
+            let body = r#"{"qty":1}"#;
+            let req = format!("POST /api/sales/phone/orders HTTP/1.1\r\nhost: edge\r\nauthorization: {tk}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+            w.write_all(req.as_bytes()).unwrap();
+            let resp = read_response(&mut r);
+            assert_eq!((resp.status, resp.header("x-seckill-by")), (200, Some("edge")), "{resp:?}");
+            assert_eq!(resp.header("connection"), None, "the connection stays open: {resp:?}");
+        }
+    }
 
     // Other routes: orders need a ticket checked at the edge; the session gets nothing added.
     assert_eq!(http(edge, "GET", "/api/orders/mine", &[]).status, 401);
