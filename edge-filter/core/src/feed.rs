@@ -1,4 +1,4 @@
-//! The flags feed: every sale's coarse flags, which the origin serves at `GET /api/flags` and the
+//! The flags feed: every sale's coarse flags, which the origin serves at `GET /edge/flags` (to the edge only) and the
 //! edge polls in the background (about every 100 ms).
 //!
 //! The feed carries the window and the sold-out flag rather than a precomputed state, so the edge
