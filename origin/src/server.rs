@@ -163,7 +163,7 @@ fn busy_answer() -> BuyAnswer {
 }
 
 fn method_not_allowed(allow: &'static str) -> Response<Body> {
-    let mut r = error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+    let mut r = json_response(StatusCode::METHOD_NOT_ALLOWED, &BuyAnswer::with_error(Outcome::Invalid, "method not allowed"));
     r.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
     r
 }
@@ -225,40 +225,109 @@ async fn json_body<T: for<'de> Deserialize<'de>>(req: Request<Incoming>, limit: 
 // ---------------------------------------------------------------------------------------------
 // Routing
 
+/// Which endpoint a request is for, decided from its method and path alone (pure; fuzzed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route<'a> {
+    Buy { sku: &'a str },
+    SaleStatus { sku: &'a str },
+    MyOrders,
+    Pay { order_id: &'a str },
+    Session,
+    FlagsFeed,
+    AdminList,
+    AdminPutSale { sku: &'a str },
+    AdminShow { sku: &'a str },
+    AdminSoldOut { sku: &'a str },
+    Metrics,
+    Healthz,
+    Readyz,
+    /// A known path with another method; the `Allow` header value.
+    MethodNotAllowed { allow: &'static str },
+    NotFound,
+}
+
+impl Route<'_> {
+    /// SRE endpoints: the admin token is checked before anything else, so without it even a wrong
+    /// method or an unknown admin path answers 401 and reveals nothing.
+    pub fn is_sre(path: &str) -> bool {
+        let first = path.strip_prefix('/').unwrap_or(path).split('/').next().unwrap_or("");
+        matches!(first, "admin" | "metrics" | "healthz" | "readyz")
+    }
+}
+
+/// Route `method` + `path` (the path without the query string).
+pub fn route<'a>(method: &Method, path: &'a str) -> Route<'a> {
+    let segments: Vec<&'a str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
+    match (method, segments.as_slice()) {
+        (&Method::POST, ["api", "sales", sku, "orders"]) => Route::Buy { sku },
+        (_, ["api", "sales", _, "orders"]) => Route::MethodNotAllowed { allow: "POST" },
+        (&Method::GET, ["api", "sales", sku]) => Route::SaleStatus { sku },
+        (_, ["api", "sales", _]) => Route::MethodNotAllowed { allow: "GET" },
+        (&Method::GET, ["api", "orders", "mine"]) => Route::MyOrders,
+        (_, ["api", "orders", "mine"]) => Route::MethodNotAllowed { allow: "GET" },
+        (&Method::POST, ["api", "orders", order_id, "pay"]) => Route::Pay { order_id },
+        (_, ["api", "orders", _, "pay"]) => Route::MethodNotAllowed { allow: "POST" },
+        (&Method::POST, ["api", "session"]) => Route::Session,
+        (_, ["api", "session"]) => Route::MethodNotAllowed { allow: "POST" },
+        (&Method::GET, ["edge", "flags"]) => Route::FlagsFeed,
+        (&Method::GET, ["admin", "sales"]) => Route::AdminList,
+        (&Method::PUT, ["admin", "sales", sku]) => Route::AdminPutSale { sku },
+        (&Method::GET, ["admin", "sales", sku]) => Route::AdminShow { sku },
+        (&Method::PUT, ["admin", "sales", sku, "sold-out"]) => Route::AdminSoldOut { sku },
+        (_, ["admin", "sales"]) => Route::MethodNotAllowed { allow: "GET" },
+        (_, ["admin", "sales", _]) => Route::MethodNotAllowed { allow: "GET, PUT" },
+        (_, ["admin", "sales", _, "sold-out"]) => Route::MethodNotAllowed { allow: "PUT" },
+        (&Method::GET, ["metrics"]) => Route::Metrics,
+        (&Method::GET, ["healthz"]) => Route::Healthz,
+        (&Method::GET, ["readyz"]) => Route::Readyz,
+        (_, ["metrics" | "healthz" | "readyz"]) => Route::MethodNotAllowed { allow: "GET" },
+        _ => Route::NotFound,
+    }
+}
+
+/// Check the optional body of a buy: empty, or a JSON object (its fields are ignored). Parsed for
+/// real, not skipped, so serde_json's depth limit refuses hostile nesting.
+pub fn check_buy_body(body: &[u8]) -> Result<(), String> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(());
+    }
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(serde_json::Value::Object(_)) => Ok(()),
+        Ok(_) => Err("body must be a JSON object (or empty)".into()),
+        Err(e) => Err(format!("invalid JSON body: {e}")),
+    }
+}
+
 /// Entry point for every request.
 pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_owned();
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let method = req.method().clone();
-    let response = match (&method, segments.as_slice()) {
-        (&Method::POST, ["api", "sales", sku, "orders"]) => buy(&app, req, sku).await,
-        (_, ["api", "sales", _, "orders"]) => method_not_allowed("POST"),
-        (&Method::GET, ["api", "sales", sku]) => sale_status(&app, sku).await,
-        (_, ["api", "sales", _]) => method_not_allowed("GET"),
-        (&Method::GET, ["api", "orders", "mine"]) => my_orders(&app, req).await,
-        (&Method::POST, ["api", "orders", order_id, "pay"]) => pay(&app, req, order_id).await,
-        (&Method::POST, ["api", "session"]) if app.settings.demo_login => demo_login(&app, req).await,
-        (&Method::GET, ["edge", "flags"]) => flags_feed(&app, &req),
-        (_, ["admin", ..]) | (_, ["metrics" | "healthz" | "readyz"]) if !is_admin(&app, &req) => {
-            app.metrics.count("admin", "unauthorized");
-            error(StatusCode::UNAUTHORIZED, "admin token required: Authorization: Bearer <admin token>")
-        }
-        (&Method::GET, ["admin", "sales"]) => admin_list(&app).await,
-        (&Method::PUT, ["admin", "sales", sku]) => admin_put_sale(&app, req, sku).await,
-        (&Method::GET, ["admin", "sales", sku]) => admin_show(&app, sku).await,
-        (&Method::PUT, ["admin", "sales", sku, "sold-out"]) => admin_sold_out(&app, req, sku).await,
-        (_, ["admin", "sales", _]) | (_, ["admin", "sales", _, "sold-out"]) => method_not_allowed("GET, PUT"),
-        (&Method::GET, ["metrics"]) => {
+    if Route::is_sre(&path) && !is_admin(&app, &req) {
+        app.metrics.count("admin", "unauthorized");
+        return Ok(error(StatusCode::UNAUTHORIZED, "admin token required: Authorization: Bearer <admin token>"));
+    }
+    let response = match route(req.method(), &path) {
+        Route::Buy { sku } => buy(&app, req, sku).await,
+        Route::SaleStatus { sku } => sale_status(&app, sku).await,
+        Route::MyOrders => my_orders(&app, req).await,
+        Route::Pay { order_id } => pay(&app, req, order_id).await,
+        Route::Session if app.settings.demo_login => demo_login(&app, req).await,
+        Route::FlagsFeed => flags_feed(&app, &req),
+        Route::AdminList => admin_list(&app).await,
+        Route::AdminPutSale { sku } => admin_put_sale(&app, req, sku).await,
+        Route::AdminShow { sku } => admin_show(&app, sku).await,
+        Route::AdminSoldOut { sku } => admin_sold_out(&app, req, sku).await,
+        Route::Metrics => {
             let mut r = Response::new(Full::new(Bytes::from(app.metrics.encode())));
             r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"));
             r
         }
-        (&Method::GET, ["healthz"]) => json_response(StatusCode::OK, &serde_json::json!({"status": "alive"})),
-        (&Method::GET, ["readyz"]) => match app.store.ping().await {
+        Route::Healthz => json_response(StatusCode::OK, &serde_json::json!({"status": "alive"})),
+        Route::Readyz => match app.store.ping().await {
             Ok(()) => json_response(StatusCode::OK, &serde_json::json!({"status": "ready"})),
             Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &format!("redis not reachable: {e}")),
         },
-        _ => error(StatusCode::NOT_FOUND, "no such route"),
+        Route::MethodNotAllowed { allow } => method_not_allowed(allow),
+        Route::Session | Route::NotFound => error(StatusCode::NOT_FOUND, "no such route"),
     };
     Ok(response)
 }
@@ -280,15 +349,10 @@ async fn buy_answer(app: &App, req: Request<Incoming>, sku: &str) -> BuyAnswer {
     if !is_valid_id(sku) {
         return BuyAnswer::with_error(Outcome::Invalid, "sku must be 1..64 chars of [A-Za-z0-9_-]");
     }
-    // The body is optional; when present it must be a JSON object (its fields are ignored).
     match read_body(req, app.settings.max_body).await {
-        Ok(b) if b.iter().all(u8::is_ascii_whitespace) => {}
         Ok(b) => {
-            // Parsed for real (not skipped) so serde_json's depth limit refuses hostile nesting.
-            match serde_json::from_slice::<serde_json::Value>(&b) {
-                Ok(serde_json::Value::Object(_)) => {}
-                Ok(_) => return BuyAnswer::with_error(Outcome::Invalid, "body must be a JSON object (or empty)"),
-                Err(e) => return BuyAnswer::with_error(Outcome::Invalid, format!("invalid JSON body: {e}")),
+            if let Err(why) = check_buy_body(&b) {
+                return BuyAnswer::with_error(Outcome::Invalid, why);
             }
         }
         Err(BodyError::TooLarge) => return BuyAnswer::with_error(Outcome::Invalid, "request body too large"),
@@ -571,5 +635,36 @@ async fn admin_sold_out(app: &App, req: Request<Incoming>, sku: &str) -> Respons
         }
         Ok(false) => error(StatusCode::NOT_FOUND, "no such sale"),
         Err(e) => redis_unavailable(app, e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        assert_eq!(route(&Method::POST, "/api/sales/p-1/orders"), Route::Buy { sku: "p-1" });
+        assert_eq!(route(&Method::GET, "/api/sales/p-1/orders"), Route::MethodNotAllowed { allow: "POST" });
+        assert_eq!(route(&Method::GET, "/api/sales/p-1"), Route::SaleStatus { sku: "p-1" });
+        assert_eq!(route(&Method::DELETE, "/api/sales/p-1"), Route::MethodNotAllowed { allow: "GET" });
+        assert_eq!(route(&Method::POST, "/api/orders/p-1.3/pay"), Route::Pay { order_id: "p-1.3" });
+        assert_eq!(route(&Method::PUT, "/admin/sales/p-1/sold-out"), Route::AdminSoldOut { sku: "p-1" });
+        assert_eq!(route(&Method::GET, "/admin/sales"), Route::AdminList);
+        assert_eq!(route(&Method::GET, "/api/sales/p-1/orders/x"), Route::NotFound);
+        assert_eq!(route(&Method::GET, "//api/sales/p-1"), Route::NotFound);
+        assert_eq!(route(&Method::GET, ""), Route::NotFound);
+        assert!(Route::is_sre("/admin/anything") && Route::is_sre("/metrics") && !Route::is_sre("/api/sales/x"));
+    }
+
+    #[test]
+    fn buy_bodies() {
+        assert!(check_buy_body(b"").is_ok());
+        assert!(check_buy_body(b" \n").is_ok());
+        assert!(check_buy_body(b"{\"qty\":1}").is_ok());
+        assert!(check_buy_body(b"[]").unwrap_err().contains("object"));
+        assert!(check_buy_body(b"{").unwrap_err().contains("invalid JSON"));
+        let deep = format!("{}{}", "[".repeat(3000), "]".repeat(3000));
+        assert!(check_buy_body(deep.as_bytes()).is_err());
     }
 }
