@@ -165,10 +165,7 @@ impl RootContext for Root {
         let headers: Vec<(&str, &str)> = req.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
         match hostcalls::dispatch_http_call(&req.cluster, headers, None, vec![], Duration::from_millis(req.timeout_ms)) {
             Ok(token) => poller.dispatched(token, now),
-            Err(status) => {
-                poller.dispatch_failed(&worker.host, now);
-                worker.host.log(Level::Warn, &format!("seckill edge filter: feed poll dispatch to cluster `{}` failed: {status:?}", req.cluster));
-            }
+            Err(status) => poller.dispatch_failed(&worker.host, now, &format!("cluster `{}`: {status:?}", req.cluster)),
         }
     }
 

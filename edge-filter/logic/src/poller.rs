@@ -108,11 +108,13 @@ pub struct Poller {
     in_flight: Option<(u32, u64)>,
     last_dispatch_ms: Option<u64>,
     holding: bool,
+    /// The last poll failed (failures are logged on the transition only, not 10 times a second).
+    failing: bool,
 }
 
 impl Poller {
     pub fn new(worker_id: u64) -> Poller {
-        Poller { worker_id, in_flight: None, last_dispatch_ms: None, holding: false }
+        Poller { worker_id, in_flight: None, last_dispatch_ms: None, holding: false, failing: false }
     }
 
     pub fn worker_id(&self) -> u64 {
@@ -187,9 +189,17 @@ impl Poller {
     }
 
     /// The glue could not dispatch (unknown cluster, ...).
-    pub fn dispatch_failed<H: Host + ?Sized>(&mut self, host: &H, now: u64) {
+    pub fn dispatch_failed<H: Host + ?Sized>(&mut self, host: &H, now: u64, why: &str) {
         self.last_dispatch_ms = Some(now);
+        self.failed(host, &format!("cannot dispatch the flags feed request: {why}"));
+    }
+
+    fn failed<H: Host + ?Sized>(&mut self, host: &H, why: &str) {
         host.count(Counter::FeedErrors);
+        if !self.failing {
+            host.log(Level::Warn, &format!("seckill edge filter: {why}; keeping the last flags"));
+        }
+        self.failing = true;
     }
 
     /// A feed answer arrived: `status` is the `:status` (None when Envoy reports a failure such as
@@ -200,26 +210,28 @@ impl Poller {
         }
         host.count(Counter::FeedPolls);
         if status != Some(200) {
-            host.count(Counter::FeedErrors);
-            host.log(Level::Debug, &format!("flags feed poll failed: status {status:?}; keeping the last flags"));
+            self.failed(host, &format!("flags feed poll failed (status {})", status.map_or("none".to_owned(), |s| s.to_string())));
             return None;
         }
         match flags::store_feed(host, body.unwrap_or(b""), now, cfg.cas_retries) {
             Ok(stored) => {
+                if self.failing {
+                    host.log(Level::Info, "seckill edge filter: flags feed reachable again");
+                }
+                self.failing = false;
                 if let Stored::Updated { version } = stored {
                     host.count(Counter::FeedUpdates);
-                    host.log(Level::Info, &format!("flags feed version {version} stored"));
+                    host.log(Level::Info, &format!("seckill edge filter: flags feed version {version} stored"));
                 }
                 Some(stored)
             }
             Err(FeedError::Store(c)) => {
                 host.count(c);
-                host.count(Counter::FeedErrors);
+                self.failed(host, "cannot store the flags feed in shared data");
                 None
             }
             Err(e) => {
-                host.count(Counter::FeedErrors);
-                host.log(Level::Warn, &format!("flags feed refused: {e}; keeping the last flags"));
+                self.failed(host, &format!("flags feed refused: {e}"));
                 None
             }
         }

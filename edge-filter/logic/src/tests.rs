@@ -500,6 +500,8 @@ fn poller_lease_one_at_a_time() {
     assert_eq!(pa.on_response(&a, &c, 2, None, None, T0 + 300), None);
     assert_eq!(pa.on_response(&a, &c, 3, Some(503), Some(b"x"), T0 + 300), None);
     assert_eq!(a.counter(Counter::FeedErrors), 2);
+    let warns = |h: &MemHost| h.logs.borrow().iter().filter(|(l, _)| *l == crate::host::Level::Warn).count();
+    assert_eq!(warns(&a), 1, "a run of failures is logged once");
     let edge = Edge::new(c.clone());
     b.now.set(T0 + 500);
     let auth = tk("alice");
