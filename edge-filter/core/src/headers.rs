@@ -19,7 +19,8 @@ pub const ORDER_ID: &str = "x-seckill-order-id";
 
 /// True when a header name (any case) belongs to this system and must not come from a client.
 pub fn is_reserved(name: &str) -> bool {
-    name.len() >= PREFIX.len() && name[..PREFIX.len()].eq_ignore_ascii_case(PREFIX)
+    // `get`, not indexing: a non-ASCII name must not split a character.
+    name.get(..PREFIX.len()).is_some_and(|head| head.eq_ignore_ascii_case(PREFIX))
 }
 
 #[cfg(test)]
@@ -30,5 +31,7 @@ mod tests {
         assert!(super::is_reserved("x-seckill-anything"));
         assert!(!super::is_reserved("x-seckil"));
         assert!(!super::is_reserved("authorization"));
+        assert!(!super::is_reserved("x-seckilé-uid"));
+        assert!(!super::is_reserved("ééééééééé"));
     }
 }

@@ -87,10 +87,14 @@ pub fn from_authorization(value: Option<&str>) -> Result<&str, TicketError> {
     if value.is_empty() || value.eq_ignore_ascii_case("bearer") {
         return Err(TicketError::Missing);
     }
-    if value.len() < 7 || !value[..7].eq_ignore_ascii_case("bearer ") {
+    // `get`, not indexing: a non-ASCII header must not split a character (found by fuzzing).
+    let (Some(scheme), Some(rest)) = (value.get(..7), value.get(7..)) else {
+        return Err(TicketError::Malformed);
+    };
+    if !scheme.eq_ignore_ascii_case("bearer ") {
         return Err(TicketError::Malformed);
     }
-    let ticket = value[7..].trim_start();
+    let ticket = rest.trim_start();
     if ticket.is_empty() {
         return Err(TicketError::Missing);
     }
@@ -125,7 +129,7 @@ pub fn verify<S: AsRef<[u8]>>(secrets: &[S], ticket: &str, now_s: u64) -> Result
         return Err(TicketError::Malformed);
     }
     let sig = URL_SAFE_NO_PAD.decode(sig).map_err(|_| TicketError::Malformed)?;
-    let payload = &ticket[..version.len() + uid.len() + expires.len() + 2];
+    let payload = ticket.get(..version.len() + uid.len() + expires.len() + 2).ok_or(TicketError::Malformed)?;
     let mut any_secret = false;
     let mut ok = false;
     for secret in secrets {
@@ -221,6 +225,10 @@ mod tests {
         assert_eq!(from_authorization(Some("")), Err(TicketError::Missing));
         assert_eq!(from_authorization(Some("Bearer ")), Err(TicketError::Missing));
         assert_eq!(from_authorization(Some("Basic abc")), Err(TicketError::Malformed));
+        // Multi-byte characters around the 7th byte: once a panic, found by `cargo xtask fuzz`.
+        assert_eq!(from_authorization(Some("\u{e}\u{fffd}1\u{fffd}")), Err(TicketError::Malformed));
+        assert_eq!(from_authorization(Some("Beаrer x")), Err(TicketError::Malformed));
+        assert_eq!(from_authorization(Some("ééééé")), Err(TicketError::Malformed));
     }
 
     #[test]
