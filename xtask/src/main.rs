@@ -8,10 +8,12 @@
 //!   background; `up` prints `key=value` addresses.
 //! - `test`: setup, build, then every test.
 //! - `bench [origin|edge|all]`: benchmarks printing ratios measured side by side in one run.
+//! - `fuzz [--seconds N] [TARGET...]`: the cargo-fuzz targets, bounded in time.
 //! - `demo [--keep]`: setup, up, a demo sale and a crowd, then the report.
 //!
 //! Deliberately light (std + clap + the std-only `seckill-stack`) so it builds in seconds.
 
+mod fuzz;
 mod setup;
 mod stack;
 
@@ -36,7 +38,7 @@ enum Cmd {
     Up(stack::UpArgs),
     /// Stop what `up` started.
     Down,
-    /// Setup, build, then run every test (unit, origin, Envoy integration, browser).
+    /// Setup, build, then run every test (unit, origin, Envoy integration, browser) and each fuzz target briefly.
     Test {
         /// Extra arguments for `cargo test` (e.g. a test name filter).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -46,6 +48,14 @@ enum Cmd {
     Bench {
         #[arg(default_value = "all")]
         what: String,
+    },
+    /// Fuzz the parsers and encodings (cargo-fuzz, nightly) for a bounded time per target.
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Targets (default: all).
+        targets: Vec<String>,
     },
     /// The flash-sale demo: setup, up, a demo sale, a simulated crowd, the funnel report.
     Demo {
@@ -90,7 +100,10 @@ fn test(args: &[String]) -> Result<(), String> {
         // Each test starts its own Redis/origin/Envoy; on 2 cores a few at a time is fastest.
         c.env("RUST_TEST_THREADS", "4");
     }
-    run(&mut c)
+    run(&mut c)?;
+    // Each fuzz target briefly (SECKILL_FUZZ_SECONDS, default 15); `cargo xtask fuzz` runs longer.
+    let seconds = std::env::var("SECKILL_FUZZ_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(15);
+    fuzz::fuzz(seconds, &[])
 }
 
 fn bench(what: &str) -> Result<(), String> {
@@ -109,6 +122,7 @@ fn main() -> ExitCode {
         Cmd::Down => stack::down(),
         Cmd::Test { args } => test(&args),
         Cmd::Bench { what } => bench(&what),
+        Cmd::Fuzz { seconds, targets } => fuzz::fuzz(seconds, &targets),
         Cmd::Demo { keep, up } => stack::demo(keep, &up),
     };
     match result {
