@@ -1,0 +1,101 @@
+//! One whole simulation against a running stack: (re)create the sale, read the stack's figures,
+//! run the crowd, read them again, build the report.
+//!
+//! It exists so the binary (`seckill-sim run`, used by `cargo xtask demo`), the end-to-end
+//! benchmark and the accounting tests all do exactly the same steps in the same order.
+
+use std::time::Duration;
+
+use rand::distr::{Alphanumeric, SampleString as _};
+
+use crate::crowd::{self, CrowdError, CrowdPlan, Mode, Target};
+use crate::probe::{Probe, ProbeError};
+use crate::report::Report;
+use crate::scenario::Scenario;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error(transparent)]
+    Probe(#[from] ProbeError),
+    #[error(transparent)]
+    Crowd(#[from] CrowdError),
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// Where the stack is.
+#[derive(Debug, Clone)]
+pub struct Addresses {
+    /// The public edge; required for [`Mode::Edge`].
+    pub edge: Option<String>,
+    pub origin: String,
+    /// Envoy's admin (its stats); without it the edge side of the report stays empty.
+    pub envoy_admin: Option<String>,
+}
+
+/// Secrets of the stack (the demo stack's by default).
+#[derive(Debug, Clone)]
+pub struct Secrets {
+    pub ticket_secret: String,
+    pub admin_token: String,
+    pub edge_key: String,
+}
+
+impl Default for Secrets {
+    fn default() -> Self {
+        use seckill_origin::settings::{DEV_ADMIN_TOKEN, DEV_EDGE_KEY, DEV_TICKET_SECRET};
+        Secrets { ticket_secret: DEV_TICKET_SECRET.into(), admin_token: DEV_ADMIN_TOKEN.into(), edge_key: DEV_EDGE_KEY.into() }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub scenario: Scenario,
+    pub mode: Mode,
+    pub addresses: Addresses,
+    pub secrets: Secrets,
+    /// Create (or reset) the sale from the scenario first; otherwise use the sale as it is.
+    pub create_sale: bool,
+    pub progress: bool,
+}
+
+/// A fresh run id: the prefix of this run's uids.
+pub fn run_id() -> String {
+    Alphanumeric.sample_string(&mut rand::rng(), 6).to_lowercase()
+}
+
+/// Run the scenario against the stack and report.
+pub async fn simulate(opts: Options) -> Result<Report, SimError> {
+    let s = &opts.scenario;
+    let edge_admin = if opts.mode == Mode::Edge { opts.addresses.envoy_admin.clone() } else { None };
+    let probe = Probe::new(edge_admin, &opts.addresses.origin, &opts.secrets.admin_token, &s.sale.sku);
+    let base_url = match opts.mode {
+        Mode::Edge => opts.addresses.edge.clone().ok_or_else(|| SimError::Setup("an edge address is needed to go through the edge".into()))?,
+        Mode::Direct => opts.addresses.origin.clone(),
+    };
+    let starts_at = if opts.create_sale {
+        let starts_at = seckill_stack::now_ms() + s.sale.starts_in_ms;
+        probe.create_sale(s.sale.stock, starts_at, starts_at + s.sale.open_for_ms).await?;
+        starts_at
+    } else {
+        probe.figures().await?.starts_at
+    };
+    if opts.mode == Mode::Edge && !probe.wait_edge_knows(&base_url, starts_at, Duration::from_secs(5)).await {
+        return Err(SimError::Setup(format!("the edge at {base_url} does not answer the status of `{}` itself after 5 s: is its flags feed working?", s.sale.sku)));
+    }
+    let before = probe.snapshot().await?;
+    let run_id = run_id();
+    tracing::info!(run_id, sku = %s.sale.sku, mode = ?opts.mode, "crowd starting");
+    let crowd = crowd::run(CrowdPlan {
+        scenario: s.clone(),
+        target: Target { mode: opts.mode, base_url, ticket_secret: opts.secrets.ticket_secret.clone(), edge_key: opts.secrets.edge_key.clone() },
+        starts_at_ms: starts_at,
+        run_id: run_id.clone(),
+        progress: opts.progress,
+    })
+    .await?;
+    // Requests that timed out on our side may still be finishing in the stack.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = probe.snapshot().await?;
+    Ok(Report::build(s, opts.mode, &run_id, &crowd, &before, &after))
+}
