@@ -7,9 +7,11 @@
 //! - `up` / `down`: the stack (Redis on 6390, origin on 8080, Envoy on 10000 + admin 9901) in the
 //!   background; `up` prints `key=value` addresses.
 //! - `test`: setup, build, then every test.
-//! - `bench [origin|edge|all]`: benchmarks printing ratios measured side by side in one run.
+//! - `bench [origin|edge|e2e|all]`: benchmarks printing ratios measured side by side in one run
+//!   (`e2e`: the simulator's crowd through the edge against the same crowd straight at the origin).
 //! - `fuzz [--seconds N] [TARGET...]`: the cargo-fuzz targets, bounded in time.
-//! - `demo [--keep]`: setup, up, a demo sale and a crowd, then the report.
+//! - `demo [--keep]`: setup, build, up, then `seckill-sim` (a demo sale, a crowd with bots, the
+//!   funnel report).
 //!
 //! Deliberately light (std + clap + the std-only `seckill-stack`) so it builds in seconds.
 
@@ -44,7 +46,7 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Run benchmarks: origin, edge, or all. Results also go to target/bench/.
+    /// Run benchmarks: origin, edge, e2e, or all. Results also go to target/bench/.
     Bench {
         #[arg(default_value = "all")]
         what: String,
@@ -84,7 +86,7 @@ pub fn cargo() -> Command {
 pub fn build() -> Result<(), String> {
     eprintln!("xtask: building the edge filter (wasm32-wasip1) and the release binaries");
     run(cargo().args(["build", "--quiet", "-p", "seckill-edge-filter", "--target", "wasm32-wasip1", "--profile", "wasm"]))?;
-    run(cargo().args(["build", "--quiet", "--release", "-p", "seckill-origin", "-p", "seckill-tests", "--bins"]))?;
+    run(cargo().args(["build", "--quiet", "--release", "-p", "seckill-origin", "-p", "seckill-tests", "-p", "seckill-sim", "--bins"]))?;
     stack::build_site()?;
     Ok(())
 }
@@ -110,7 +112,15 @@ fn bench(what: &str) -> Result<(), String> {
     setup::setup()?;
     build()?;
     let envoy = setup::envoy_path()?;
-    run(cargo().args(["run", "--quiet", "--release", "-p", "seckill-tests", "--bin", "seckill-bench", "--", what]).env("ENVOY_BIN", &envoy))
+    // `e2e` is the simulator's (the same crowd through the edge and straight at the origin);
+    // the others are `seckill-bench`'s. `all` runs both.
+    if what != "e2e" {
+        run(cargo().args(["run", "--quiet", "--release", "-p", "seckill-tests", "--bin", "seckill-bench", "--", what]).env("ENVOY_BIN", &envoy))?;
+    }
+    if what == "e2e" || what == "all" {
+        run(Command::new(seckill_stack::paths::native_bin("seckill-sim")).args(["e2e"]).env("ENVOY_BIN", &envoy))?;
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {

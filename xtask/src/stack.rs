@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use seckill_stack::envoy_proc::{dev_filter_config, EdgeSettings, EnvoyProc};
-use seckill_stack::net::{http_get, http_request};
+use seckill_stack::net::http_get;
 use seckill_stack::origin_proc::OriginProc;
 use seckill_stack::paths;
 use seckill_stack::redis_proc::{RedisProc, STACK_FSYNC};
@@ -170,34 +170,30 @@ pub fn down() -> Result<(), String> {
     Ok(())
 }
 
-/// Create (or reset) a sale through the origin's admin API.
-pub fn create_sale(origin: SocketAddr, sku: &str, stock: u64, starts_at: u64, ends_at: u64) -> Result<String, String> {
-    let body = format!(r#"{{"stock":{stock},"starts_at":{starts_at},"ends_at":{ends_at}}}"#);
-    let auth = format!("Bearer {}", admin_token());
-    match http_request(origin, "PUT", &format!("/admin/sales/{sku}"), &[("authorization", &auth), ("content-type", "application/json")], &body, Duration::from_secs(5)) {
-        Some((200, b)) => Ok(b),
-        Some((s, b)) => Err(format!("creating sale {sku}: origin answered {s}: {b}")),
-        None => Err(format!("creating sale {sku}: origin at {origin} did not answer")),
-    }
-}
-
+/// `cargo xtask demo`: setup, build, up, then the flash-sale simulator (`seckill-sim run --create`
+/// with the default scenario, `tests/sim/scenarios/default.toml`): it creates the demo sale, plays
+/// the crowd through the edge, prints the funnel report and writes it to `target/sim/`.
 pub fn demo(keep: bool, args: &UpArgs) -> Result<(), String> {
     crate::setup::setup()?;
     crate::build()?;
     up(args)?;
-    let origin = SocketAddr::from(([127, 0, 0, 1], args.origin_port));
-    let now = seckill_stack::now_ms();
-    let result = create_sale(origin, "demo-phone", 500, now + 3_000, now + 3_600_000).and_then(|_| {
-        crate::run(
-            crate::cargo()
-                .args(["run", "--quiet", "--release", "-p", "seckill-tests", "--bin", "seckill-bench", "--", "demo-crowd"])
-                .env("SECKILL_EDGE", format!("http://127.0.0.1:{}", args.edge_port))
-                .env("SECKILL_ORIGIN", format!("http://{origin}"))
-                .env("SECKILL_ENVOY_ADMIN", format!("http://127.0.0.1:{}", args.admin_port)),
-        )
-    });
-    println!("page=http://127.0.0.1:{}/?sku=demo-phone", args.edge_port);
-    if !keep {
+    // `up` keeps a stack that was already up: use the addresses it recorded.
+    let state = read_state();
+    let addr = |key: &str, port: u16| state.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).unwrap_or_else(|| format!("http://127.0.0.1:{port}"));
+    let edge = addr("edge", args.edge_port);
+    let origin = addr("origin", args.origin_port);
+    let envoy_admin = addr("envoy_admin", args.admin_port);
+    let scenario = paths::workspace().join("tests/sim/scenarios/default.toml");
+    let result = crate::run(
+        Command::new(paths::native_bin("seckill-sim"))
+            .args(["run", "--create", "--scenario"])
+            .arg(&scenario)
+            .args(["--edge", &edge, "--origin", &origin, "--envoy-admin", &envoy_admin]),
+    );
+    println!("page={edge}/?sku=demo-phone");
+    if keep {
+        eprintln!("xtask: the stack keeps running (`cargo xtask down` stops it)");
+    } else {
         down()?;
     }
     result
