@@ -141,13 +141,13 @@ pub fn render(r: &Report) -> String {
             t += step;
         }
         let _ = writeln!(s, r#"<line x1="{LEFT}" y1="{y1}" x2="{RIGHT}" y2="{y1}" class="a"/>"#);
-        let mut marks = vec![(0i64, "start", "#000")];
+        let mut marks = vec![(0i64, "start", "#000", 12.0)];
         if let Some(ms) = r.first_sold_out_ms {
-            marks.push((ms, "sold out", "#e45756"));
+            marks.push((ms, "sold out", "#e45756", 26.0));
         }
-        for (ms, text, color) in marks {
+        for (ms, text, color, dy) in marks {
             let x = tx(ms as f64 / 1000.0);
-            let _ = writeln!(s, r#"<line x1="{x:.1}" y1="{y0}" x2="{x:.1}" y2="{y1}" stroke="{color}" stroke-dasharray="4,3"/><text x="{:.1}" y="{}" class="s" fill="{color}">{text}</text>"#, x + 3.0, y0 + 12.0);
+            let _ = writeln!(s, r#"<line x1="{x:.1}" y1="{y0}" x2="{x:.1}" y2="{y1}" stroke="{color}" stroke-dasharray="4,3"/><text x="{:.1}" y="{}" class="s" fill="{color}">{text}</text>"#, x + 3.0, y0 + dy);
         }
     };
 

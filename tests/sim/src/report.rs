@@ -94,6 +94,8 @@ pub struct PopulationRow {
     pub win_share_per_uid: f64,
     /// This population's part of all units won.
     pub share_of_units: f64,
+    /// Its buy answers: `<who>:<answer>` → count (e.g. `edge:throttled`).
+    pub buy_answers: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -284,6 +286,12 @@ impl Report {
                 winners,
                 win_share_per_uid: winners as f64 / f64::from(p.uids.max(1)),
                 share_of_units: wins as f64 / total_wins,
+                buy_answers: t
+                    .counts
+                    .iter()
+                    .filter(|((pi, k, _, _), _)| *pi == i && *k == Kind::Buy)
+                    .map(|((_, _, b, l), n)| (format!("{}:{}", b.as_str(), l.as_str()), *n))
+                    .collect(),
             });
         }
         let share = |f: &dyn Fn(&PopulationRow) -> bool| {
@@ -385,12 +393,17 @@ impl Report {
         });
         v.push(TargetRow {
             name: "bot / honest win share per uid".into(),
-            value: self.bot_to_honest_ratio.map_or("n/a".into(), |r| format!("{r:.2}")),
+            value: self.bot_to_honest_ratio.map_or_else(|| self.unbounded_ratio(), |r| format!("{r:.2}")),
             goal: "<= 1.00".into(),
-            met: self.bot_to_honest_ratio.is_some_and(|r| r <= 1.0),
+            met: self.bot_to_honest_ratio.is_some_and(|r| r <= 1.0) || (self.bot_to_honest_ratio.is_none() && self.populations.iter().all(|p| !p.bot || p.winners == 0)),
         });
         v.push(TargetRow { name: "cross-checks with the stack".into(), value: format!("{}/{}", self.checks.iter().filter(|c| c.ok).count(), self.checks.len()), goal: "all agree".into(), met: self.checks.iter().all(|c| c.ok) });
         v
+    }
+
+    /// The ratio when honest shoppers won nothing: infinite if bots won anything.
+    fn unbounded_ratio(&self) -> String {
+        if self.populations.iter().any(|p| p.bot && p.winners > 0) { "inf (honest won none)".into() } else { "n/a".into() }
     }
 
     /// True when every cross-check agrees.

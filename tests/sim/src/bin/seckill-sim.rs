@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use seckill_sim::harness::OriginKind;
+use seckill_sim::harness::{OriginKind, Stack};
 use seckill_sim::scenario::Scenario;
 use seckill_sim::{e2e, simulate, Addresses, Mode, Options, Secrets};
 
@@ -66,6 +66,10 @@ enum Cmd {
         /// Create (or reset) the sale from the scenario first.
         #[arg(long)]
         create: bool,
+        /// Start a stack of its own on free ports for this run (Redis, origin, Envoy with the
+        /// filter; implies --create) instead of using the addresses above.
+        #[arg(long)]
+        own_stack: bool,
         /// Where report.md, chart.svg and report.json go (default `target/sim/`).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -130,7 +134,7 @@ fn load(args: &ScenarioArgs, default: &str, default_name: &str) -> anyhow::Resul
 
 async fn main_inner(cli: Cli) -> anyhow::Result<bool> {
     match cli.command {
-        Cmd::Run { scenario, edge, origin, envoy_admin, direct, create, out, no_progress, strict, ticket_secret, admin_token, edge_key } => {
+        Cmd::Run { scenario, edge, origin, envoy_admin, direct, create, own_stack, out, no_progress, strict, ticket_secret, admin_token, edge_key } => {
             let s = load(&scenario, seckill_sim::scenario::DEFAULT_TOML, "tests/sim/scenarios/default.toml")?;
             let mode = if direct { Mode::Direct } else { Mode::Edge };
             eprintln!(
@@ -143,15 +147,19 @@ async fn main_inner(cli: Cli) -> anyhow::Result<bool> {
                 s.limits.max_requests,
                 s.limits.max_duration_ms / 1000
             );
-            let report = simulate(Options {
-                scenario: s,
-                mode,
-                addresses: Addresses { edge: Some(edge), origin, envoy_admin: Some(envoy_admin) },
-                secrets: Secrets { ticket_secret, admin_token, edge_key },
-                create_sale: create,
-                progress: !no_progress,
-            })
-            .await?;
+            let (stack, addresses, secrets) = if own_stack {
+                let stack = tokio::task::spawn_blocking(move || Stack::start("sim-run", OriginKind::Auto, mode == Mode::Edge, &[])).await??;
+                eprintln!("seckill-sim: own stack on free ports (logs in {})", stack.dir().display());
+                let a = Addresses { edge: stack.edge_url(), origin: stack.origin_url(), envoy_admin: stack.envoy_admin_url() };
+                (Some(stack), a, Secrets::default())
+            } else {
+                (None, Addresses { edge: Some(edge), origin, envoy_admin: Some(envoy_admin) }, Secrets { ticket_secret, admin_token, edge_key })
+            };
+            let report = simulate(Options { scenario: s, mode, addresses, secrets, create_sale: create || own_stack, progress: !no_progress }).await;
+            if let Some(stack) = stack {
+                tokio::task::spawn_blocking(move || drop(stack)).await?;
+            }
+            let report = report?;
             println!("{}", report.to_terminal());
             let dir = out.unwrap_or_else(|| seckill_stack::paths::target_dir().join("sim"));
             for p in report.write(&dir)? {
