@@ -172,12 +172,15 @@ pub fn down() -> Result<(), String> {
 
 /// `cargo xtask demo`: setup, build, up, then the flash-sale simulator (`seckill-sim run --create`
 /// with the default scenario, `tests/sim/scenarios/default.toml`): it creates the demo sale, plays
-/// the crowd through the edge, prints the funnel report and writes it to `target/sim/`.
+/// the crowd through the edge, prints the funnel report and writes it to `target/sim/`. It stops
+/// the stack afterwards unless `--keep`, or unless the stack was already up when it began.
 pub fn demo(keep: bool, args: &UpArgs) -> Result<(), String> {
     crate::setup::setup()?;
     crate::build()?;
+    // A stack that is already up (someone's `cargo xtask up`) is used as it is and left running:
+    // the demo stops only what it started.
+    let was_up = read_state().iter().any(|(k, v)| k.ends_with("_pid") && alive(v));
     up(args)?;
-    // `up` keeps a stack that was already up: use the addresses it recorded.
     let state = read_state();
     let addr = |key: &str, port: u16| state.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).unwrap_or_else(|| format!("http://127.0.0.1:{port}"));
     let edge = addr("edge", args.edge_port);
@@ -191,7 +194,9 @@ pub fn demo(keep: bool, args: &UpArgs) -> Result<(), String> {
             .args(["--edge", &edge, "--origin", &origin, "--envoy-admin", &envoy_admin]),
     );
     println!("page={edge}/?sku=demo-phone");
-    if keep {
+    if was_up {
+        eprintln!("xtask: the stack was already up before the demo; left running (`cargo xtask down` stops it)");
+    } else if keep {
         eprintln!("xtask: the stack keeps running (`cargo xtask down` stops it)");
     } else {
         down()?;
