@@ -43,7 +43,7 @@ pub struct App {
 
 impl App {
     pub fn new(settings: Settings) -> Result<Arc<App>, StoreError> {
-        let store = Store::new(&settings.redis_url, settings.redis_timeout, settings.reply_grace)?;
+        let store = Store::new(&settings.redis_url, settings.redis_timeout, settings.reply_grace, settings.admin_timeout)?;
         let status_cache = moka::future::Cache::builder().max_capacity(100_000).time_to_live(settings.status_cache_ttl).build();
         Ok(Arc::new(App { settings, store, flags: Arc::new(FlagsSnapshot::new()), metrics: Metrics::new(), status_cache }))
     }

@@ -26,6 +26,8 @@ pub struct Settings {
     pub redis_timeout: Duration,
     /// Extra wait for the reply of a buy script that started within `redis_timeout`.
     pub reply_grace: Duration,
+    /// Bound on SRE and background Redis calls (sold-out switch, figures, flags refresh, expiry).
+    pub admin_timeout: Duration,
     pub flags_refresh: Duration,
     pub expiry_interval: Duration,
     /// How long a status lookup of a sku missing from the snapshot is cached (negative caching too).
@@ -46,6 +48,7 @@ impl Settings {
             ticket_ttl_s: 3600,
             redis_timeout: Duration::from_millis(300),
             reply_grace: Duration::from_millis(200),
+            admin_timeout: Duration::from_secs(2),
             flags_refresh: Duration::from_millis(50),
             expiry_interval: Duration::from_millis(500),
             status_cache_ttl: Duration::from_millis(500),

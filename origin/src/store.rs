@@ -187,8 +187,12 @@ struct Scripts {
 pub struct Store {
     conn: ConnectionManager,
     scripts: std::sync::Arc<Scripts>,
+    /// Bound on the shopper paths (buy, pay, orders): a flash crowd needs a fast `busy`.
     timeout: Duration,
     reply_grace: Duration,
+    /// Bound on SRE and background calls (the sold-out switch, figures, flags refresh, expiry):
+    /// an SRE's switch must not fail because Redis is briefly slow under the crowd.
+    admin_timeout: Duration,
 }
 
 fn now_ms() -> u64 {
@@ -203,13 +207,13 @@ impl Store {
     /// Make a store for `redis_url`. Does not wait for Redis: the origin starts (and answers `busy`,
     /// `/readyz` 503) while Redis is down, and connects when it comes up.
     ///
-    /// `timeout` bounds every call; a buy additionally waits `reply_grace` for a reply whose script
-    /// started in time (see [`Store::buy`]).
-    pub fn new(redis_url: &str, timeout: Duration, reply_grace: Duration) -> Result<Self, StoreError> {
+    /// `timeout` bounds the shopper calls; a buy additionally waits `reply_grace` for a reply whose
+    /// script started in time (see [`Store::buy`]). `admin_timeout` bounds SRE and background calls.
+    pub fn new(redis_url: &str, timeout: Duration, reply_grace: Duration, admin_timeout: Duration) -> Result<Self, StoreError> {
         let client = redis::Client::open(redis_url)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout + reply_grace))
+            .set_response_timeout(Some((timeout + reply_grace).max(admin_timeout)))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500))
             .set_pipeline_buffer_size(4096);
@@ -221,7 +225,7 @@ impl Store {
             reset: Script::new(include_str!("lua/reset.lua")),
             set_flag: Script::new(include_str!("lua/set_flag.lua")),
         };
-        Ok(Store { conn, scripts: std::sync::Arc::new(scripts), timeout, reply_grace })
+        Ok(Store { conn, scripts: std::sync::Arc::new(scripts), timeout, reply_grace, admin_timeout })
     }
 
     pub fn timeout(&self) -> Duration {
@@ -274,11 +278,11 @@ impl Store {
     pub async fn put_sale(&self, sku: &str, cfg: &SaleConfig) -> Result<u64, StoreError> {
         let k = SkuKeys::new(sku);
         let mut c = self.conn.clone();
-        let _: i64 = self.bounded(self.timeout, c.sadd(SALES_KEY, sku)).await?;
+        let _: i64 = self.bounded(self.admin_timeout, c.sadd(SALES_KEY, sku)).await?;
         let mut inv = self.scripts.reset.prepare_invoke();
         inv.key(&k.sale).key(&k.orders).key(&k.held).key(&k.history).key(&k.pending);
         inv.arg(cfg.stock).arg(cfg.starts_at).arg(cfg.ends_at).arg(cfg.per_user_limit).arg(cfg.pay_within_s);
-        self.bounded(self.timeout, inv.invoke_async(&mut c)).await
+        self.bounded(self.admin_timeout, inv.invoke_async(&mut c)).await
     }
 
     /// Raise or lower the SRE's sold-out switch. `false` when the sku has no sale.
@@ -287,7 +291,7 @@ impl Store {
         let mut inv = self.scripts.set_flag.prepare_invoke();
         inv.key(&k.sale).arg(if sold_out { "1" } else { "0" });
         let mut c = self.conn.clone();
-        let found: i64 = self.bounded(self.timeout, inv.invoke_async(&mut c)).await?;
+        let found: i64 = self.bounded(self.admin_timeout, inv.invoke_async(&mut c)).await?;
         Ok(found == 1)
     }
 
@@ -334,7 +338,7 @@ impl Store {
     /// Every registered sku, sorted.
     pub async fn skus(&self) -> Result<Vec<String>, StoreError> {
         let mut c = self.conn.clone();
-        let mut skus: Vec<String> = self.bounded(self.timeout, c.smembers(SALES_KEY)).await?;
+        let mut skus: Vec<String> = self.bounded(self.admin_timeout, c.smembers(SALES_KEY)).await?;
         skus.sort();
         Ok(skus)
     }
@@ -351,7 +355,7 @@ impl Store {
                 .arg(&["starts_at", "ends_at", "flag_manual", "flag_auto", "per_user_limit", "version"]);
         }
         let mut c = self.conn.clone();
-        let rows: Vec<Vec<Option<String>>> = self.bounded(self.timeout, pipe.query_async(&mut c)).await?;
+        let rows: Vec<Vec<Option<String>>> = self.bounded(self.admin_timeout, pipe.query_async(&mut c)).await?;
         Ok(skus
             .iter()
             .zip(rows)
@@ -378,7 +382,7 @@ impl Store {
         let mut inv = self.scripts.expire.prepare_invoke();
         inv.key(&k.sale).key(&k.orders).key(&k.held).key(&k.pending).arg(batch);
         let mut c = self.conn.clone();
-        let r: (u64, u64) = self.bounded(self.timeout, inv.invoke_async(&mut c)).await?;
+        let r: (u64, u64) = self.bounded(self.admin_timeout, inv.invoke_async(&mut c)).await?;
         Ok(r)
     }
 

@@ -4,8 +4,12 @@
 //! need:
 //! - [`inproc`]: the origin inside the test process.
 //! - [`rig`]: a Redis plus an in-process origin, with the calls tests make most.
+//! - [`stack_rig`]: the whole stack with the origin as a process, for fault tests; [`crowd`]: shoppers
+//!   through the edge and the contract's invariants checked against Redis.
 
+pub mod crowd;
 pub mod inproc;
 pub mod rig;
+pub mod stack_rig;
 
 pub use seckill_stack::{net, now_ms, origin_proc, paths, redis_proc};

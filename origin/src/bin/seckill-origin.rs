@@ -40,6 +40,9 @@ struct Cli {
     /// Extra wait for the reply of a buy that started in time, ms.
     #[arg(long, default_value_t = 200)]
     reply_grace_ms: u64,
+    /// Bound on SRE and background Redis calls (sold-out switch, figures, flags refresh), ms.
+    #[arg(long, default_value_t = 2000)]
+    admin_timeout_ms: u64,
     /// Flags snapshot refresh period, ms.
     #[arg(long, default_value_t = 50)]
     flags_refresh_ms: u64,
@@ -71,6 +74,7 @@ fn settings(cli: Cli) -> anyhow::Result<Settings> {
     s.ticket_ttl_s = cli.ticket_ttl_s;
     s.redis_timeout = Duration::from_millis(cli.redis_timeout_ms.max(1));
     s.reply_grace = Duration::from_millis(cli.reply_grace_ms);
+    s.admin_timeout = Duration::from_millis(cli.admin_timeout_ms.max(1));
     s.flags_refresh = Duration::from_millis(cli.flags_refresh_ms.max(1));
     s.expiry_interval = Duration::from_millis(cli.expiry_interval_ms.max(1));
     Ok(s)
