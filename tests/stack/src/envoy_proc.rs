@@ -1,7 +1,10 @@
 //! Envoy with the edge filter, as a child process: the config rendered from `envoy/edge.yaml.tmpl`.
 //!
 //! Placeholders in the template: `{{EDGE_ADDR}}` `{{EDGE_PORT}}` `{{ADMIN_PORT}}` `{{ORIGIN_HOST}}`
-//! `{{ORIGIN_PORT}}` `{{FILTER_WASM}}` `{{FILTER_CONFIG}}` (the filter's JSON config) `{{SITE_DIR}}`.
+//! `{{ORIGIN_PORT}}` `{{FILTER_WASM}}` `{{FILTER_CONFIG}}` (the filter's JSON config) `{{SITE_DIR}}`,
+//! and `{{SITE_ROUTES}}`: the line `# {{SITE_ROUTES}}` (a comment, so the bare template still loads)
+//! becomes `SITE_DIR/routes.yaml`, the sale page's generated asset routes (`cargo xtask build`
+//! writes it), indented to the placeholder's column.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -45,8 +48,25 @@ pub fn render(settings: &EdgeSettings) -> Result<String, String> {
     Ok(render_template(&template, settings))
 }
 
-/// Fill the placeholders of `template`.
+/// The file, inside the site folder, holding the page's asset routes (written by `build_site`).
+pub const SITE_ROUTES_FILE: &str = "routes.yaml";
+
+/// Fill the placeholders of `template`. The line `# {{SITE_ROUTES}}` becomes the asset routes read
+/// from `site_dir/routes.yaml`; without that file (a site that has only `index.html`) it stays a
+/// comment.
 pub fn render_template(template: &str, s: &EdgeSettings) -> String {
+    let routes = std::fs::read_to_string(s.site_dir.join(SITE_ROUTES_FILE)).ok();
+    let template: String = template
+        .split_inclusive('\n')
+        .map(|line| match (line.trim() == "# {{SITE_ROUTES}}", &routes) {
+            (true, Some(routes)) => {
+                let indent = &line[..line.len() - line.trim_start().len()];
+                routes.lines().map(|r| if r.is_empty() { "\n".to_owned() } else { format!("{indent}{r}\n") }).collect()
+            }
+            _ => line.to_owned(),
+        })
+        .collect();
+    // Routes first: they name files as `{{SITE_DIR}}/assets/...`.
     template
         .replace("{{EDGE_ADDR}}", "127.0.0.1")
         .replace("{{EDGE_PORT}}", &s.edge_port.to_string())
@@ -81,22 +101,25 @@ impl EnvoyProc {
     pub fn start(bin: &Path, settings: &EdgeSettings, dir: &Path, concurrency: u32) -> Result<Self, String> {
         let config = dir.join("envoy.yaml");
         std::fs::write(&config, render(settings)?).map_err(|e| format!("cannot write {}: {e}", config.display()))?;
-        let log = dir.join("envoy.log");
-        let out = std::fs::File::create(&log).map_err(|e| format!("cannot write {}: {e}", log.display()))?;
+        let edge = SocketAddr::from(([127, 0, 0, 1], settings.edge_port));
+        let admin = SocketAddr::from(([127, 0, 0, 1], settings.admin_port));
+        Self::start_config(bin, &config, edge, admin, &dir.join("envoy.log"), concurrency)
+    }
+
+    /// Start Envoy on a config file of the caller's (e.g. `envoy/bench.yaml.tmpl` rendered), whose
+    /// listener `edge` is waited for, with its admin on `admin`; output goes to `log`.
+    pub fn start_config(bin: &Path, config: &Path, edge: SocketAddr, admin: SocketAddr, log: &Path, concurrency: u32) -> Result<Self, String> {
+        let out = std::fs::File::create(log).map_err(|e| format!("cannot write {}: {e}", log.display()))?;
         let err = out.try_clone().map_err(|e| e.to_string())?;
-        let base_id = settings.edge_port as u32;
-        let child = Self::command(bin, &config, concurrency, base_id)
+        let base_id = u32::from(edge.port());
+        let child = Self::command(bin, config, concurrency, base_id)
             .process_group(0)
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
             .spawn()
             .map_err(|e| format!("cannot start Envoy {}: {e} (`cargo xtask setup` installs it)", bin.display()))?;
-        let mut p = EnvoyProc {
-            edge: SocketAddr::from(([127, 0, 0, 1], settings.edge_port)),
-            admin: SocketAddr::from(([127, 0, 0, 1], settings.admin_port)),
-            child: Some(child),
-        };
+        let mut p = EnvoyProc { edge, admin, child: Some(child) };
         if !p.wait_ready(Duration::from_secs(30)) {
             p.kill();
             return Err(format!("Envoy did not become ready; see {}", log.display()));
@@ -161,6 +184,38 @@ impl Drop for EnvoyProc {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn settings(site_dir: PathBuf) -> EdgeSettings {
+        EdgeSettings {
+            edge_port: 1,
+            admin_port: 2,
+            origin: SocketAddr::from(([127, 0, 0, 1], 3)),
+            filter_wasm: PathBuf::from("/f.wasm"),
+            filter_config: "{}".into(),
+            site_dir,
+        }
+    }
+
+    #[test]
+    fn site_routes_replace_their_line_indented() {
+        let dir = crate::paths::scratch_dir("render-routes");
+        std::fs::write(dir.join(SITE_ROUTES_FILE), "# generated\n- match: { path: \"/assets/a.js\" }\n  direct_response:\n    body: { filename: \"{{SITE_DIR}}/assets/a.js\" }\n").unwrap();
+        let template = "# {{SITE_ROUTES}} is replaced below, not here\nroutes:\n  # {{SITE_ROUTES}}\n  - match: { prefix: \"/\" }\n";
+        let out = render_template(template, &settings(dir.clone()));
+        let expected = format!(
+            "# {{{{SITE_ROUTES}}}} is replaced below, not here\nroutes:\n  # generated\n  - match: {{ path: \"/assets/a.js\" }}\n    direct_response:\n      body: {{ filename: \"{}/assets/a.js\" }}\n  - match: {{ prefix: \"/\" }}\n",
+            dir.display()
+        );
+        assert_eq!(out, expected);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn without_a_routes_file_the_placeholder_stays_a_comment() {
+        let template = "routes:\n  # {{SITE_ROUTES}}\n";
+        let out = render_template(template, &settings(PathBuf::from("/nonexistent-site")));
+        assert_eq!(out, template);
+    }
 
     #[test]
     fn filter_config_overrides() {
