@@ -145,3 +145,17 @@ pub fn render(r: &E2eResult) -> String {
     t.add_row(vec!["wall time of the run (s)".into(), format!("{:.1}", e.wall_s), format!("{:.1}", d.wall_s), format!("{:.2}", r.wall_ratio)]);
     format!("end-to-end benchmark, scenario `{}`: the same crowd through the edge and straight at the origin\n{t}", r.scenario)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_benchmark_scenario_is_valid_and_has_every_population() {
+        let s = Scenario::from_toml(E2E_TOML, "e2e.toml").unwrap();
+        let kinds: std::collections::BTreeSet<&str> = s.populations.iter().map(|p| p.behaviour.kind()).collect();
+        assert_eq!(kinds.len(), 4, "{kinds:?}");
+        assert_eq!(s.shoppers(), 2_000);
+        assert_eq!(s.sale.stock, 200);
+    }
+}

@@ -156,8 +156,11 @@ async fn crowd_through_the_edge_agrees_with_envoy_origin_admin_and_redis() {
     }
 
     // The edge did its job on this crowd: throttled repeats, answered the status, stopped most.
+    // (Loose on purpose: how many uids pass between the last unit and the edge learning `sold_out`
+    // depends on the machine's load; at most every uid once, 240 of about 1,900 requests.)
     assert!(edge.reason("throttled") > 0 && edge.reason("sale_status") > 0);
-    assert!(f.edge_share > 0.9, "edge share {}", f.edge_share);
+    assert!(f.edge_share > 0.8, "edge share {}", f.edge_share);
+    assert!(passed <= shoppers + 10, "more passes ({passed}) than uids: the throttle let repeats through");
     assert_eq!(r.populations.iter().map(|p| p.uids).sum::<u64>(), shoppers);
 
     // The report's files exist and carry the figures.
