@@ -20,7 +20,7 @@ use crate::record::{By, Kind, Tally, BUCKET_MS};
 use crate::scenario::Scenario;
 
 /// Origin requests per unit sold that the demo promises not to exceed (see the README).
-pub const ORIGIN_PER_UNIT_TARGET: f64 = 2.0;
+pub const ORIGIN_PER_UNIT_TARGET: f64 = 3.0;
 /// Share of requests the edge must answer itself in the default scenario.
 pub const EDGE_SHARE_TARGET: f64 = 0.99;
 
