@@ -3,12 +3,14 @@
 //! Process management lives in [`seckill_stack`] (re-exported here); this crate adds what only tests
 //! need:
 //! - [`inproc`]: the origin inside the test process.
+//! - [`raw_http`]: raw HTTP/1.1 bytes for hostile inputs (smuggling, non-UTF-8, slow clients).
 //! - [`rig`]: a Redis plus an in-process origin, with the calls tests make most.
 //! - [`stack_rig`]: the whole stack with the origin as a process, for fault tests; [`crowd`]: shoppers
 //!   through the edge and the contract's invariants checked against Redis.
 
 pub mod crowd;
 pub mod inproc;
+pub mod raw_http;
 pub mod rig;
 pub mod stack_rig;
 

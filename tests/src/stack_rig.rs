@@ -147,6 +147,10 @@ impl StackRig {
         }
     }
 
+    pub fn edge_addr(&self) -> SocketAddr {
+        self.edge
+    }
+
     pub fn edge_url(&self) -> String {
         format!("http://{}", self.edge)
     }
