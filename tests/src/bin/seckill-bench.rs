@@ -5,6 +5,10 @@
 //! - `origin`: committed buys per second through the origin (HTTP, many concurrent connections,
 //!   pipelined into Redis) against `redis-benchmark` running the same `buy.lua` with EVALSHA on the
 //!   same Redis; and the origin with `appendfsync always` against `everysec`.
+//! - `edge`: requests/s through one Envoy without a filter, with the native per-uid
+//!   `local_ratelimit`, and with the seckill filter (passing and throttling), as ratios; then the
+//!   memory of 1,000,000 distinct uids against the filter's bound (`seckill_tests::bench_edge`).
+//!   `edge-throughput` and `edge-memory` run one part.
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -152,11 +156,30 @@ async fn bench_origin() -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn bench_edge(throughput: bool, memory: bool) -> anyhow::Result<()> {
+    let mut r = serde_json::Map::new();
+    if throughput {
+        r.insert("throughput".into(), seckill_tests::bench_edge::throughput().await?);
+    }
+    if memory {
+        r.insert("memory_1m_uids".into(), seckill_tests::bench_edge::memory().await?);
+    }
+    write_result("edge", &serde_json::Value::Object(r));
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let what = std::env::args().nth(1).unwrap_or_else(|| "all".into());
     let result = match what.as_str() {
-        "origin" | "all" => bench_origin().await,
+        "origin" => bench_origin().await,
+        "edge" => bench_edge(true, true).await,
+        "edge-throughput" => bench_edge(true, false).await,
+        "edge-memory" => bench_edge(false, true).await,
+        "all" => match bench_origin().await {
+            Ok(()) => bench_edge(true, true).await,
+            Err(e) => Err(e),
+        },
         "demo-crowd" => {
             eprintln!("the crowd simulator is not built yet (issue: flash-sale simulator)");
             Ok(())

@@ -1,0 +1,239 @@
+//! The edge benchmark's Envoy (`envoy/bench.yaml.tmpl`): the same Envoy process serving three
+//! listeners — no filter, Envoy's native per-uid `local_ratelimit`, and the seckill filter — each
+//! answering what it lets through with a direct response, plus a tiny flags feed for the filter.
+//!
+//! Shared by `seckill-bench edge` (throughput ratios, and the 1,000,000-uid memory run) and the
+//! memory-bound test in `tests/tests/edge.rs`: a buy the filter passes costs no origin or Redis
+//! round trip, so hundreds of thousands of distinct uids go through in seconds and what is
+//! measured is the filter. Also: Envoy's memory as the OS (`VmRSS`) and tcmalloc (admin
+//! `/memory`) see it, and the filter's stated memory bound.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use seckill_stack::envoy_proc::EnvoyProc;
+use seckill_stack::net::{free_port, http_get};
+use seckill_stack::paths;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::load::request_bytes;
+
+/// The demo stack's ticket secret (see CONTRACT.md); the bench and tests mint tickets with it.
+pub const TICKET_SECRET: &str = "dev-ticket-secret";
+/// The demo stack's edge key.
+pub const EDGE_KEY: &str = "dev-edge-key";
+/// The sku every benchmark buy is for.
+pub const SKU: &str = "bench";
+
+/// Envoy's cost per shared-data key beyond its value bytes, measured on Envoy 1.40.0 (see
+/// `edge-filter/README.md`, "Memory bound").
+pub const KEY_OVERHEAD_BYTES: u64 = 135;
+
+/// The filter's stated memory bound for its slots: `buckets × (4 + 25 × slots + K)`.
+pub fn slots_bound_bytes(buckets: u64, slots_per_bucket: u64) -> u64 {
+    buckets * (4 + 25 * slots_per_bucket + KEY_OVERHEAD_BYTES)
+}
+
+/// A flags feed on a free port: answers every request with one fixed feed (sku [`SKU`], on sale
+/// for an hour) and counts the polls. Runs on the caller's tokio runtime.
+pub struct FeedServer {
+    pub addr: SocketAddr,
+    pub polls: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FeedServer {
+    pub async fn start() -> std::io::Result<FeedServer> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let now = crate::now_ms();
+        let feed = serde_json::json!({"version": 1, "server_time": now, "sales": [
+            {"sku": SKU, "starts_at": now - 60_000, "ends_at": now + 3_600_000, "sold_out": false, "per_user_limit": 1}
+        ]})
+        .to_string();
+        let response = Bytes::from(format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{feed}", feed.len()));
+        let polls = Arc::new(AtomicU64::new(0));
+        let counter = polls.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let (response, counter) = (response.clone(), counter.clone());
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 2048];
+                    loop {
+                        // The filter's poll is a GET without a body: answer each complete head.
+                        while let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            buf.drain(..i + 4);
+                            counter.fetch_add(1, Ordering::Relaxed);
+                            if s.write_all(&response).await.is_err() {
+                                return;
+                            }
+                        }
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                });
+            }
+        });
+        Ok(FeedServer { addr, polls, task })
+    }
+}
+
+impl Drop for FeedServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The benchmark Envoy: one process, `--concurrency 2`, three listeners.
+pub struct BenchEnvoy {
+    pub envoy: EnvoyProc,
+    /// No filter.
+    pub plain: SocketAddr,
+    /// Native per-uid `local_ratelimit`.
+    pub native: SocketAddr,
+    /// The seckill filter.
+    pub filter: SocketAddr,
+    pub admin: SocketAddr,
+    pub dir: PathBuf,
+}
+
+/// Ports and files of one rendering of `envoy/bench.yaml.tmpl`.
+pub struct BenchConfig {
+    pub plain: SocketAddr,
+    pub native: SocketAddr,
+    pub filter: SocketAddr,
+    pub admin: SocketAddr,
+    pub yaml: String,
+}
+
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// Render the bench template on free ports with `filter_config` (one line of JSON).
+pub fn render(wasm: &Path, filter_config: &str, feed: SocketAddr) -> Result<BenchConfig, String> {
+    let path = paths::workspace().join("envoy/bench.yaml.tmpl");
+    let template = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let (plain, native, filter, admin) = (free_port(), free_port(), free_port(), free_port());
+    let yaml = template
+        .replace("{{PLAIN_PORT}}", &plain.to_string())
+        .replace("{{NATIVE_PORT}}", &native.to_string())
+        .replace("{{FILTER_PORT}}", &filter.to_string())
+        .replace("{{ADMIN_PORT}}", &admin.to_string())
+        .replace("{{FEED_HOST}}", &feed.ip().to_string())
+        .replace("{{FEED_PORT}}", &feed.port().to_string())
+        .replace("{{FILTER_WASM}}", &wasm.display().to_string())
+        .replace("{{FILTER_CONFIG}}", filter_config);
+    Ok(BenchConfig { plain: loopback(plain), native: loopback(native), filter: loopback(filter), admin: loopback(admin), yaml })
+}
+
+impl BenchEnvoy {
+    /// Render and start; waits until every listener accepts connections.
+    pub fn start(envoy_bin: &Path, wasm: &Path, filter_config: &str, feed: SocketAddr, name: &str) -> Result<BenchEnvoy, String> {
+        let cfg = render(wasm, filter_config, feed)?;
+        let dir = paths::scratch_dir(name);
+        let yaml = dir.join("bench.yaml");
+        std::fs::write(&yaml, &cfg.yaml).map_err(|e| format!("cannot write {}: {e}", yaml.display()))?;
+        let envoy = EnvoyProc::start_config(envoy_bin, &yaml, cfg.filter, cfg.admin, &dir.join("envoy.log"), 2)?;
+        for addr in [cfg.plain, cfg.native] {
+            if !seckill_stack::net::wait_for_port(addr, Duration::from_secs(10)) {
+                return Err(format!("bench listener {addr} did not open; see {}", dir.join("envoy.log").display()));
+            }
+        }
+        Ok(BenchEnvoy { envoy, plain: cfg.plain, native: cfg.native, filter: cfg.filter, admin: cfg.admin, dir })
+    }
+
+    /// Wait until the filter has the feed (the sale status is answered at the edge).
+    pub fn wait_for_feed(&self, within: Duration) -> bool {
+        let deadline = std::time::Instant::now() + within;
+        while std::time::Instant::now() < deadline {
+            if let Some((200, body)) = http_get(self.filter, &format!("/api/sales/{SKU}"), &[], Duration::from_secs(1)) {
+                if body.contains("on_sale") {
+                    return true;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    pub fn memory(&self) -> Memory {
+        Memory::of(self.envoy.pid(), self.admin)
+    }
+
+    /// A counter or gauge from the admin's `/stats` (plain text `name: value`).
+    pub fn stat(&self, name: &str) -> Option<u64> {
+        let (_, body) = http_get(self.admin, &format!("/stats?filter=^{}$", name.replace('.', "\\.")), &[], Duration::from_secs(5))?;
+        body.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(": ")?.trim().parse().ok())
+    }
+}
+
+/// Envoy's memory at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Memory {
+    /// `VmRSS` of the process (bytes).
+    pub rss: u64,
+    /// tcmalloc's bytes in use by the application (admin `/memory` `allocated`).
+    pub allocated: u64,
+    /// tcmalloc's heap size (admin `/memory` `heap_size`).
+    pub heap_size: u64,
+}
+
+impl Memory {
+    pub fn of(pid: Option<u32>, admin: SocketAddr) -> Memory {
+        let rss = pid.map(rss_bytes).unwrap_or(0);
+        let (allocated, heap_size) = match http_get(admin, "/memory", &[], Duration::from_secs(5)) {
+            Some((200, body)) => {
+                let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+                let num = |k: &str| v[k].as_str().and_then(|s| s.parse().ok()).or_else(|| v[k].as_u64()).unwrap_or(0);
+                (num("allocated"), num("heap_size"))
+            }
+            _ => (0, 0),
+        };
+        Memory { rss, allocated, heap_size }
+    }
+}
+
+/// `VmRSS` of `pid` in bytes (0 if unreadable).
+pub fn rss_bytes(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("VmRSS:").map(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())).flatten())
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+/// A buy for `uid` with a fresh ticket, as raw request bytes (with `x-uid` for the native limiter).
+pub fn buy_request(uid: &str) -> Bytes {
+    let exp = crate::now_ms() / 1000 + 3600;
+    let ticket = seckill_core::ticket::mint(TICKET_SECRET.as_bytes(), uid, exp).unwrap_or_default();
+    request_bytes("POST", &format!("/api/sales/{SKU}/orders"), &[("authorization", &format!("Bearer {ticket}")), ("x-uid", uid)])
+}
+
+/// `1_234_567` → `"1.18 MiB"`.
+pub fn mib(bytes: u64) -> String {
+    format!("{:.2} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+/// The filter's built module (`cargo xtask build` or `cargo build -p seckill-edge-filter --target
+/// wasm32-wasip1 --profile wasm`).
+pub fn filter_wasm() -> Result<PathBuf, String> {
+    let p = paths::filter_wasm();
+    if p.is_file() {
+        Ok(p)
+    } else {
+        Err(format!("{} is missing: build it with `cargo build -p seckill-edge-filter --target wasm32-wasip1 --profile wasm` (or `cargo xtask build`)", p.display()))
+    }
+}
+
+/// Envoy: `ENVOY_BIN`, else the project's pinned one.
+pub fn envoy_bin() -> Result<PathBuf, String> {
+    paths::envoy_bin().ok_or_else(|| "no Envoy: set ENVOY_BIN or run `cargo xtask setup`".to_owned())
+}

@@ -1,0 +1,438 @@
+//! The edge in real Envoy (`--concurrency 2`, the stack's template and the built filter) over the
+//! real origin and a real Redis ([`EdgeRig`]): every outcome of the contract's table with the
+//! right `x-seckill-by`, header stripping, one request per window reaching the origin from a burst
+//! spread over many connections, the SRE switch reaching both workers within 250 ms both ways, the
+//! flags feed going away, page loads never reaching the origin, config validation, and the memory
+//! bound with hundreds of thousands of distinct uids.
+//!
+//! Tests run 4 at a time on 2 shared cores, so no timing is asserted except the contract's 250 ms
+//! propagation bound (polled every ~10 ms, failing only above the bound).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use seckill_origin::settings::{DEV_EDGE_KEY, DEV_TICKET_SECRET};
+use seckill_tests::edge_bench::{self, slots_bound_bytes, BenchEnvoy, FeedServer};
+use seckill_tests::edge_rig::{envoy_bin, filter_wasm, http, ticket, ticket_with, EdgeRig, Resp, PAGE_MARKER};
+use seckill_tests::rig::SaleSpec;
+
+fn rig(name: &str, extra: &[(&str, &str)]) -> EdgeRig {
+    EdgeRig::start(name, extra).unwrap_or_else(|e| panic!("starting the edge rig: {e}"))
+}
+
+/// Assert the contract's shape of a buy answer: status, `outcome` in the body and in
+/// `x-seckill-outcome`, and who decided.
+#[track_caller]
+fn expect(r: &Resp, status: u16, outcome: &str, by: &str) {
+    assert_eq!((r.status, r.outcome().as_str(), r.by()), (status, outcome, by), "{r:?}");
+    assert_eq!(r.header("x-seckill-outcome"), Some(outcome), "{r:?}");
+    assert!(r.header("content-type").is_some_and(|c| c.starts_with("application/json")), "{r:?}");
+}
+
+fn sale_starting(stock: u64, starts_in_ms: i64, lasts_ms: u64) -> SaleSpec {
+    let now = seckill_tests::now_ms() as i64;
+    let starts_at = (now + starts_in_ms) as u64;
+    SaleSpec { stock, starts_at, ends_at: starts_at + lasts_ms, per_user_limit: 1, pay_within_s: 900 }
+}
+
+#[test]
+fn every_outcome_of_the_contract_through_the_edge() {
+    // A short window so the test can wait it out; a long start grace so a sale starting in a few
+    // seconds is passed to the origin (which then answers `not_started` itself).
+    let rig = rig("outcomes", &[("window_ms", "400"), ("start_grace_ms", "10000")]);
+    rig.create_sale("phone", &SaleSpec::open(10));
+    let later = sale_starting(5, 3_600_000, 3_600_000);
+    rig.create_sale("later", &later);
+    let soon = sale_starting(5, 8_000, 3_600_000);
+    rig.create_sale("soon", &soon);
+    let past = sale_starting(5, -7_200_000, 3_600_000);
+    rig.create_sale("past", &past);
+    rig.create_sale("two-each", &SaleSpec { per_user_limit: 2, ..SaleSpec::open(10) });
+    rig.create_sale("spare", &SaleSpec::open(10));
+    let origin_before = rig.origin_buys();
+
+    // won (origin), then already_won (edge, same order id, nothing reaches the origin)
+    let won = rig.buy("alice", "phone");
+    expect(&won, 201, "won", "origin");
+    let order_id = won.json()["order_id"].as_str().expect("order_id").to_owned();
+    assert_eq!((won.json()["sku"].as_str(), won.json()["uid"].as_str()), (Some("phone"), Some("alice")));
+    let again = rig.buy("alice", "phone");
+    expect(&again, 200, "already_won", "edge");
+    assert_eq!(again.json()["order_id"].as_str(), Some(order_id.as_str()));
+    std::thread::sleep(Duration::from_millis(450)); // past the window: still deduped (winner_ttl_ms)
+    let r = rig.buy("alice", "phone");
+    expect(&r, 200, "already_won", "edge");
+    assert_eq!(r.json()["order_id"].as_str(), Some(order_id.as_str()));
+    assert_eq!(rig.origin_buys(), origin_before + 1);
+
+    // sold_out: first from the origin (the last unit just went, before the feed shows it), then
+    // from the edge (learned from that answer at once). The feed may be quicker than the next
+    // buy on a loaded machine; then the attempt is repeated on a fresh one-unit sale.
+    let mut from_origin = None;
+    for attempt in 0..5 {
+        let sku = format!("one-{attempt}");
+        rig.create_sale(&sku, &SaleSpec::open(1));
+        expect(&rig.buy("bob", &sku), 201, "won", "origin");
+        let r = rig.buy("carol", &sku);
+        assert_eq!((r.status, r.outcome().as_str()), (410, "sold_out"), "{r:?}");
+        if r.by() == "origin" {
+            expect(&r, 410, "sold_out", "origin");
+            from_origin = Some(sku);
+            break;
+        }
+    }
+    let sku = from_origin.expect("an origin sold_out in 5 attempts");
+    expect(&rig.buy("carl", &sku), 410, "sold_out", "edge");
+
+    // not_started / ended with the window, from the edge's flags
+    let r = rig.buy("dave", "later");
+    expect(&r, 403, "not_started", "edge");
+    assert_eq!((r.json()["starts_at"].as_u64(), r.json()["ends_at"].as_u64()), (Some(later.starts_at), Some(later.ends_at)));
+    let r = rig.buy("dave", "past");
+    expect(&r, 403, "ended", "edge");
+    assert_eq!((r.json()["starts_at"].as_u64(), r.json()["ends_at"].as_u64()), (Some(past.starts_at), Some(past.ends_at)));
+    // ... and from the origin inside the start grace
+    let r = rig.buy("erin", "soon");
+    expect(&r, 403, "not_started", "origin");
+    assert_eq!(r.json()["starts_at"].as_u64(), Some(soon.starts_at));
+
+    // throttled: erin's answer was not final, so her repeat inside the window is a 429
+    let r = rig.buy("erin", "soon");
+    expect(&r, 429, "throttled", "edge");
+    let retry_ms = r.json()["retry_after_ms"].as_u64().expect("retry_after_ms");
+    assert!((1..=400).contains(&retry_ms), "{r:?}");
+    assert_eq!(r.header("retry-after"), Some("1"), "whole seconds, rounded up");
+
+    // already_won from the origin: per_user_limit 2 (no edge dedup), one request per window
+    expect(&rig.buy("frank", "two-each"), 201, "won", "origin");
+    let replay = rig.buy("frank", "two-each");
+    expect(&replay, 200, "already_won", "edge"); // inside the window: the win replayed
+    std::thread::sleep(Duration::from_millis(450));
+    expect(&rig.buy("frank", "two-each"), 201, "won", "origin");
+    std::thread::sleep(Duration::from_millis(450));
+    let r = rig.buy("frank", "two-each");
+    expect(&r, 200, "already_won", "origin");
+    assert!(r.json()["order_id"].as_str().is_some_and(|id| id.starts_with("two-each.")), "{r:?}");
+
+    // unauthorized: missing, malformed, forged, expired, wrong scheme, uid outside the charset
+    let now_s = seckill_tests::now_ms() / 1000;
+    let forged = ticket_with("not-the-secret", "grace", now_s + 3600);
+    let expired = ticket_with(DEV_TICKET_SECRET, "grace", now_s - 1);
+    let tampered = ticket("grace").replace(".grace.", ".mallory.");
+    for auth in [None, Some("Bearer garbage"), Some("Bearer v1.grace.99999999999.AAAA"), Some(forged.as_str()), Some(expired.as_str()), Some(tampered.as_str()), Some("Basic Z3JhY2U6eA==")] {
+        let headers: Vec<(&str, &str)> = auth.map(|a| vec![("authorization", a)]).unwrap_or_default();
+        let r = rig.call("POST", "/api/sales/spare/orders", &headers, "");
+        expect(&r, 401, "unauthorized", "edge");
+        assert!(r.json()["error"].as_str().is_some(), "{r:?}");
+    }
+
+    // unknown_sku and invalid (bad sku) from the edge; invalid (bad body) from the origin
+    let r = rig.buy("grace", "no-such-sale");
+    expect(&r, 404, "unknown_sku", "edge");
+    let r = rig.buy("grace", "bad.sku");
+    expect(&r, 400, "invalid", "edge");
+    assert!(r.json()["error"].as_str().is_some());
+    let t = ticket("heidi");
+    let r = rig.call("POST", "/api/sales/spare/orders", &[("authorization", &t), ("content-type", "application/json")], "[1,2]");
+    expect(&r, 400, "invalid", "origin");
+    assert!(r.json()["error"].as_str().is_some());
+
+    // busy from the origin: Redis cannot answer (paused); nothing committed
+    let sold_before = rig.admin("GET", "/admin/sales/spare", None).json()["sold"].as_u64();
+    rig.redis.pause();
+    let r = rig.buy("ivan", "spare");
+    rig.redis.resume();
+    expect(&r, 503, "busy", "origin");
+    assert!(r.header("retry-after").is_some(), "{r:?}");
+    assert_eq!(rig.admin("GET", "/admin/sales/spare", None).json()["sold"].as_u64(), sold_before, "busy committed nothing");
+
+    // busy from the edge: the origin cannot be reached at all
+    rig.gate.shut();
+    let r = rig.buy("judy", "spare");
+    expect(&r, 503, "busy", "edge");
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert_eq!(r.json()["retry_after_ms"].as_u64(), Some(1000));
+    rig.gate.open().expect("reopen the gate");
+    assert!(!rig.envoy_log().contains("panicked"), "the filter panicked:\n{}", rig.envoy_log());
+}
+
+#[test]
+fn client_seckill_headers_never_reach_the_origin() {
+    let rig = rig("strip", &[]);
+    rig.create_sale("tv", &SaleSpec::open(10));
+    let alice = ticket("alice");
+    // A valid ticket for alice, claiming to be mallory and to be the edge: the buy is alice's.
+    let r = rig.call(
+        "POST",
+        "/api/sales/tv/orders",
+        &[("authorization", &alice), ("x-seckill-uid", "mallory"), ("X-Seckill-Edge-Key", DEV_EDGE_KEY), ("X-SECKILL-BY", "origin"), ("x-seckill-anything", "x")],
+        "",
+    );
+    expect(&r, 201, "won", "origin");
+    assert_eq!(r.json()["uid"].as_str(), Some("alice"));
+    let orders = rig.admin("GET", "/admin/sales/tv", None).json();
+    assert_eq!(orders["buyers"].as_u64(), Some(1));
+    // Without a ticket, the uid and edge key headers get nowhere.
+    let r = rig.call("POST", "/api/sales/tv/orders", &[("x-seckill-uid", "mallory"), ("x-seckill-edge-key", DEV_EDGE_KEY)], "");
+    expect(&r, 401, "unauthorized", "edge");
+    let r = rig.call("GET", "/api/orders/mine", &[("x-seckill-uid", "mallory"), ("x-seckill-edge-key", DEV_EDGE_KEY)], "");
+    assert_eq!((r.status, r.by()), (401, "edge"), "{r:?}");
+    // With a ticket, orders/mine shows the ticket's uid, not the header's.
+    let r = rig.call("GET", "/api/orders/mine", &[("authorization", &alice), ("x-seckill-uid", "mallory")], "");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["uid"].as_str(), Some("alice"));
+    // Routes the edge passes without a uid (the demo login) lose the headers too.
+    let r = rig.call("POST", "/api/session", &[("x-seckill-uid", "mallory"), ("x-seckill-edge-key", "guess")], r#"{"uid":"trent"}"#);
+    assert_eq!(r.status, 200, "{r:?}");
+    // The origin itself, asked directly with a valid ticket but no edge key, refuses to buy.
+    let direct = http(rig.origin.addr, "POST", "/api/sales/tv/orders", &[("authorization", &alice), ("x-seckill-uid", "alice")], "").expect("origin");
+    expect(&direct, 401, "unauthorized", "origin");
+
+    // What Envoy sent upstream: no client value of any x-seckill-* header, ever.
+    let up = rig.gate.upstream().to_ascii_lowercase();
+    assert!(!up.contains("mallory"), "a client uid reached the origin:\n{up}");
+    assert!(!up.contains("x-seckill-edge-key: guess") && !up.contains("x-seckill-anything") && !up.contains("x-seckill-by"), "{up}");
+    assert_eq!(up.matches("x-seckill-uid: alice").count(), 2, "the edge's own uid header, once per ticketed request");
+}
+
+#[test]
+fn a_burst_over_many_connections_reaches_the_origin_once_per_window() {
+    let window_ms = 1_500;
+    let rig = rig("burst", &[("window_ms", "1500")]);
+    // Three units each, so no edge dedup: only the throttle stops the repeats.
+    rig.create_sale("console", &SaleSpec { per_user_limit: 3, ..SaleSpec::open(100) });
+    let workers_before = rig.worker_connections();
+    for burst in 0..3 {
+        let before = rig.origin_buys();
+        let started = Instant::now();
+        let handles: Vec<_> = (0..24)
+            .map(|_| {
+                let (edge, t) = (rig.edge(), ticket("olga"));
+                std::thread::spawn(move || http(edge, "POST", "/api/sales/console/orders", &[("authorization", &t)], ""))
+            })
+            .collect();
+        let answers: Vec<Resp> = handles.into_iter().map(|h| h.join().expect("thread").expect("answer")).collect();
+        let took = started.elapsed();
+        assert!(took < Duration::from_millis(window_ms), "the burst took {took:?}, longer than the window: the test proves nothing");
+        assert_eq!(rig.origin_buys() - before, 1, "burst {burst}: exactly one request of 24 reached the origin; answers {:?}", statuses(&answers));
+        let mut by: BTreeMap<(u16, String), usize> = BTreeMap::new();
+        for a in &answers {
+            *by.entry((a.status, a.by().to_owned())).or_default() += 1;
+        }
+        assert_eq!(by.get(&(201, "origin".to_owned())), Some(&1), "{by:?}");
+        for a in answers.iter().filter(|a| a.by() == "edge") {
+            match a.status {
+                429 => assert!(a.header("retry-after").is_some() && a.json()["retry_after_ms"].as_u64().is_some(), "{a:?}"),
+                200 => assert_eq!(a.outcome(), "already_won", "{a:?}"),
+                s => panic!("unexpected {s}: {a:?}"),
+            }
+        }
+        std::thread::sleep(Duration::from_millis(window_ms + 100).saturating_sub(started.elapsed()));
+    }
+    let after = rig.worker_connections();
+    assert!(after[0] > workers_before[0] && after[1] > workers_before[1], "both workers took part: {workers_before:?} -> {after:?}");
+    assert_eq!(rig.admin("GET", "/admin/sales/console", None).json()["sold"].as_u64(), Some(3));
+}
+
+fn statuses(a: &[Resp]) -> BTreeMap<u16, usize> {
+    let mut m = BTreeMap::new();
+    for r in a {
+        *m.entry(r.status).or_default() += 1;
+    }
+    m
+}
+
+/// Poll `GET /api/sales/{sku}` on 8 fresh connections at a time every ~10 ms until every one of
+/// them answers from the edge with `state`; returns how long that took from `since`.
+fn until_every_worker_says(rig: &EdgeRig, sku: &str, state: &str, since: Instant) -> Duration {
+    loop {
+        let probes: Vec<_> = (0..8)
+            .map(|_| {
+                let (edge, path) = (rig.edge(), format!("/api/sales/{sku}"));
+                std::thread::spawn(move || http(edge, "GET", &path, &[], ""))
+            })
+            .collect();
+        let answers: Vec<Resp> = probes.into_iter().map(|h| h.join().expect("thread").expect("answer")).collect();
+        if answers.iter().all(|r| r.by() == "edge" && r.json()["state"].as_str() == Some(state)) {
+            return since.elapsed();
+        }
+        assert!(since.elapsed() < Duration::from_secs(5), "the switch never reached every worker: {answers:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn the_sold_out_switch_reaches_every_worker_within_250_ms_both_ways() {
+    let rig = rig("switch", &[]);
+    rig.create_sale("radio", &SaleSpec::open(50));
+    assert_eq!(rig.status("radio").json()["state"], "on_sale");
+    let workers_before = rig.worker_connections();
+
+    let t = Instant::now();
+    rig.sold_out_switch("radio", true);
+    let on = until_every_worker_says(&rig, "radio", "sold_out", t);
+    let before = rig.origin_buys();
+    for i in 0..8 {
+        expect(&rig.buy(&format!("late{i}"), "radio"), 410, "sold_out", "edge");
+    }
+    assert_eq!(rig.origin_buys(), before, "sold-out buys never reach the origin");
+
+    let t = Instant::now();
+    rig.sold_out_switch("radio", false);
+    let off = until_every_worker_says(&rig, "radio", "on_sale", t);
+    expect(&rig.buy("early", "radio"), 201, "won", "origin");
+
+    let after = rig.worker_connections();
+    assert!(after[0] > workers_before[0] && after[1] > workers_before[1], "both workers answered the probes: {workers_before:?} -> {after:?}");
+    eprintln!("sold-out switch reached every worker in {} ms (on) and {} ms (off)", on.as_millis(), off.as_millis());
+    assert!(on <= Duration::from_millis(250) && off <= Duration::from_millis(250), "propagation on {on:?}, off {off:?} (bound 250 ms)");
+}
+
+#[test]
+fn without_its_feed_the_edge_keeps_the_last_flags_and_passes_requests_on() {
+    let rig = rig("feed-down", &[("flags_stale_ms", "500"), ("window_ms", "200")]);
+    rig.create_sale("open-1", &SaleSpec::open(10));
+    rig.create_sale("gone-1", &SaleSpec::open(10));
+    rig.sold_out_switch("gone-1", true);
+    let t = Instant::now();
+    until_every_worker_says(&rig, "gone-1", "sold_out", t);
+    expect(&rig.buy("u0", "no-such"), 404, "unknown_sku", "edge");
+
+    rig.gate.shut();
+    let errors_before = rig.envoy_stat("wasmcustom.seckill_edge_feed_errors").unwrap_or(0);
+    // Fresh, then stale (flags_stale_ms 500), over about 1.5 s.
+    for i in 0..6 {
+        // The last flags stay in force: the sold-out sku is still answered at the edge...
+        expect(&rig.buy(&format!("g{i}"), "gone-1"), 410, "sold_out", "edge");
+        // ...and the open one is never turned into sold_out: it is passed on, and the unreachable
+        // origin makes that Envoy's `busy`.
+        expect(&rig.buy(&format!("o{i}"), "open-1"), 503, "busy", "edge");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    // Stale now: a sku missing from the last feed is passed on rather than called unknown.
+    expect(&rig.buy("u1", "no-such"), 503, "busy", "edge");
+    assert!(rig.envoy_stat("wasmcustom.seckill_edge_feed_errors").unwrap_or(0) > errors_before, "feed failures are counted");
+
+    rig.gate.open().expect("reopen the gate");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let r = loop {
+        let r = rig.buy("back", "open-1");
+        if r.status != 503 && r.status != 429 {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "the origin never came back: {r:?}");
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    expect(&r, 201, "won", "origin");
+    expect(&rig.buy("g9", "gone-1"), 410, "sold_out", "edge");
+}
+
+#[test]
+fn page_loads_never_reach_the_origin() {
+    let rig = rig("page", &[]);
+    for path in ["/", "/index.html", "/s/phone"] {
+        let r = rig.call("GET", path, &[("accept-encoding", "identity")], "");
+        assert_eq!(r.status, 200, "{path}: {r:?}");
+        assert!(r.body.contains(PAGE_MARKER), "{path}: {r:?}");
+        assert_eq!(r.header("cache-control"), Some("public, max-age=5"), "{path}");
+    }
+    for path in ["/assets/app.nosuch.js", "/edge/flags", "/admin/sales", "/metrics", "/favicon.ico"] {
+        let r = rig.call("GET", path, &[], "");
+        assert_eq!(r.status, 404, "{path}: {r:?}");
+        assert!(r.header("x-seckill-by").is_none(), "Envoy itself answers {path}");
+    }
+    let lines = rig.gate.request_lines();
+    assert!(!lines.is_empty(), "the feed poll goes through the gate");
+    for l in &lines {
+        assert!(l.starts_with("GET /edge/flags "), "only the filter's feed poll reached the origin, not {l:?}");
+    }
+}
+
+fn validate(bin: &std::path::Path, yaml: &str, dir: &std::path::Path, name: &str) -> (bool, String) {
+    let path = dir.join(name);
+    std::fs::write(&path, yaml).expect("write config");
+    let base_id = seckill_tests::net::free_port();
+    let out = std::process::Command::new(bin).args(["--mode", "validate", "--base-id"]).arg(base_id.to_string()).arg("-c").arg(&path).output().expect("run envoy --mode validate");
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+#[test]
+fn envoy_validates_the_stack_config_and_refuses_a_bad_filter_config() {
+    use seckill_stack::envoy_proc::{dev_filter_config, render, EdgeSettings};
+    let (bin, wasm) = (envoy_bin().expect("envoy"), filter_wasm().expect("wasm"));
+    let dir = seckill_tests::paths::scratch_dir("validate");
+    std::fs::write(dir.join("index.html"), "<p>page</p>").expect("page");
+    let settings = |filter_config: String| EdgeSettings {
+        edge_port: seckill_tests::net::free_port(),
+        admin_port: seckill_tests::net::free_port(),
+        origin: std::net::SocketAddr::from(([127, 0, 0, 1], seckill_tests::net::free_port())),
+        filter_wasm: wasm.clone(),
+        filter_config,
+        site_dir: dir.clone(),
+    };
+    let good = render(&settings(dev_filter_config(DEV_TICKET_SECRET, DEV_EDGE_KEY, &[]))).expect("render");
+    let (ok, out) = validate(&bin, &good, &dir, "good.yaml");
+    assert!(ok, "the stack config must validate:\n{out}");
+    for (field, value) in [("buckets", "\"many\""), ("window_ms", "7200000"), ("slots_per_bucket", "0"), ("edge_key", "\"\"")] {
+        let bad = render(&settings(dev_filter_config(DEV_TICKET_SECRET, DEV_EDGE_KEY, &[(field, value)]))).expect("render");
+        let (ok, out) = validate(&bin, &bad, &dir, "bad.yaml");
+        assert!(!ok, "{field}={value} must be refused");
+        assert!(out.contains(&format!("field `{field}`")), "the refusal names `{field}`:\n{out}");
+    }
+    // The benchmark's config (every variant) is valid too.
+    let bench = edge_bench::render(&wasm, &dev_filter_config(DEV_TICKET_SECRET, DEV_EDGE_KEY, &[]), std::net::SocketAddr::from(([127, 0, 0, 1], 1))).expect("render bench");
+    let (ok, out) = validate(&bin, &bench.yaml, &dir, "bench.yaml");
+    assert!(ok, "envoy/bench.yaml.tmpl must validate:\n{out}");
+}
+
+/// The memory bound, CI-sized: 4,096 buckets × 16 slots hold 65,536 (uid, sku) pairs; 200,000
+/// distinct uids overflow every bucket about three times. Envoy's memory must grow by no more
+/// than the stated bound while the buckets fill, and stay flat once they are full.
+#[test]
+fn memory_stays_within_the_stated_bound_for_200k_distinct_uids() {
+    let (buckets, slots) = (4_096u64, 16u64);
+    let bound = slots_bound_bytes(buckets, slots);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+    let feed = rt.block_on(FeedServer::start()).expect("feed");
+    let config = seckill_stack::envoy_proc::dev_filter_config(DEV_TICKET_SECRET, DEV_EDGE_KEY, &[("buckets", "4096")]);
+    let envoy = BenchEnvoy::start(&envoy_bin().expect("envoy"), &filter_wasm().expect("wasm"), &config, feed.addr, "memory-200k").expect("bench envoy");
+    assert!(envoy.wait_for_feed(Duration::from_secs(20)), "feed");
+    let send = |prefix: &str, count: u64| {
+        let r = rt.block_on(seckill_tests::bench_edge::fresh_uids(envoy.filter, prefix, 0, count, 32, Duration::from_secs(120)));
+        assert_eq!(r.status(200), count, "every fresh uid passes: {:?}, {} connection errors", r.statuses, r.errors);
+    };
+    send("warm", 5_000);
+    std::thread::sleep(Duration::from_millis(300));
+    let m0 = envoy.memory();
+    send("a", 100_000);
+    std::thread::sleep(Duration::from_millis(300));
+    let m1 = envoy.memory();
+    send("b", 100_000);
+    std::thread::sleep(Duration::from_millis(300));
+    let m2 = envoy.memory();
+    let evictions = envoy.stat("wasmcustom.seckill_edge_evictions").unwrap_or(0);
+    let grew = |a: u64, b: u64| b.saturating_sub(a);
+    eprintln!(
+        "memory, {buckets} buckets x {slots} slots (bound {}): allocated {} -> {} -> {}, heap {} -> {}, RSS {} -> {} -> {}; evictions {evictions}",
+        edge_bench::mib(bound),
+        edge_bench::mib(m0.allocated),
+        edge_bench::mib(m1.allocated),
+        edge_bench::mib(m2.allocated),
+        edge_bench::mib(m0.heap_size),
+        edge_bench::mib(m2.heap_size),
+        edge_bench::mib(m0.rss),
+        edge_bench::mib(m1.rss),
+        edge_bench::mib(m2.rss)
+    );
+    assert!(evictions >= 200_000 - 65_536 - 5_000, "the buckets overflowed: {evictions} evictions");
+    // Filling every bucket: the heap Envoy uses (tcmalloc `allocated`, where shared data lives)
+    // grows within the bound. The process's RSS also carries allocator and page slack that does
+    // not depend on the number of uids (it stays flat below): allowed 2 MiB on top.
+    assert!(grew(m0.allocated, m2.allocated) <= bound, "allocated grew {} > bound {}", grew(m0.allocated, m2.allocated), bound);
+    assert!(grew(m0.rss, m2.rss) <= bound + (2 << 20), "RSS grew {} > bound {} + 2 MiB", grew(m0.rss, m2.rss), bound);
+    // Full buckets: the second 100,000 uids add (almost) nothing, to the heap or to RSS.
+    assert!(grew(m1.allocated, m2.allocated) <= bound / 4, "allocated kept growing: {} after the buckets were full", grew(m1.allocated, m2.allocated));
+    assert!(grew(m1.rss, m2.rss) <= bound / 4, "RSS kept growing: {} after the buckets were full", grew(m1.rss, m2.rss));
+    drop(envoy);
+    drop(feed);
+}
