@@ -1,60 +1,30 @@
 //! SipHash-2-4, the keyed hash that places a (uid, sku) pair in a bucket and fingerprints it.
 //!
-//! It exists here (about forty lines) rather than as a dependency because the slot layout in
-//! shared data must not change when a dependency or the Rust standard library changes its hash:
-//! every worker VM, and a reloaded filter reading the same shared data, must agree bit for bit.
+//! A thin layer over the `siphasher` crate: one-shot ([`siphash24`]) and over several byte
+//! strings without concatenating them first ([`siphash24_parts`], no allocation on the request
+//! path). The slot layout in shared data depends on these values bit for bit (every worker VM,
+//! and a reloaded filter reading the same shared data, must agree), so the tests pin them: the
+//! SipHash paper's reference vectors here, and fixed slots of known pairs in `slots`. A crate
+//! update that changed them would fail those tests rather than silently reshuffle the slots.
 //! Keyed, so a shopper who controls uids cannot aim many of them at one bucket to evict others.
 
-#[inline]
-fn round(v: &mut [u64; 4]) {
-    v[0] = v[0].wrapping_add(v[1]);
-    v[1] = v[1].rotate_left(13);
-    v[1] ^= v[0];
-    v[0] = v[0].rotate_left(32);
-    v[2] = v[2].wrapping_add(v[3]);
-    v[3] = v[3].rotate_left(16);
-    v[3] ^= v[2];
-    v[0] = v[0].wrapping_add(v[3]);
-    v[3] = v[3].rotate_left(21);
-    v[3] ^= v[0];
-    v[2] = v[2].wrapping_add(v[1]);
-    v[1] = v[1].rotate_left(17);
-    v[1] ^= v[2];
-    v[2] = v[2].rotate_left(32);
-}
+use core::hash::Hasher as _;
 
-/// Little-endian u64 from up to 8 bytes (missing high bytes are zero).
-#[inline]
-fn le_u64(bytes: &[u8]) -> u64 {
-    bytes.iter().enumerate().fold(0u64, |acc, (i, b)| acc | (u64::from(*b) << (8 * i)))
-}
+use siphasher::sip::SipHasher24;
 
 /// SipHash-2-4 of `data` under the 128-bit key `(k0, k1)`.
 pub fn siphash24(k0: u64, k1: u64, data: &[u8]) -> u64 {
-    let mut v = [
-        k0 ^ 0x736f_6d65_7073_6575,
-        k1 ^ 0x646f_7261_6e64_6f6d,
-        k0 ^ 0x6c79_6765_6e65_7261,
-        k1 ^ 0x7465_6462_7974_6573,
-    ];
-    let mut chunks = data.chunks_exact(8);
-    for chunk in &mut chunks {
-        let m = le_u64(chunk);
-        v[3] ^= m;
-        round(&mut v);
-        round(&mut v);
-        v[0] ^= m;
+    SipHasher24::new_with_keys(k0, k1).hash(data)
+}
+
+/// SipHash-2-4 of the concatenation of `parts` under `(k0, k1)` (same value as [`siphash24`] of
+/// the joined bytes).
+pub fn siphash24_parts(k0: u64, k1: u64, parts: &[&[u8]]) -> u64 {
+    let mut h = SipHasher24::new_with_keys(k0, k1);
+    for p in parts {
+        h.write(p);
     }
-    let last = le_u64(chunks.remainder()) | ((data.len() as u64 & 0xff) << 56);
-    v[3] ^= last;
-    round(&mut v);
-    round(&mut v);
-    v[0] ^= last;
-    v[2] ^= 0xff;
-    for _ in 0..4 {
-        round(&mut v);
-    }
-    v[0] ^ v[1] ^ v[2] ^ v[3]
+    h.finish()
 }
 
 #[cfg(test)]
@@ -74,6 +44,18 @@ mod tests {
         assert_eq!(siphash24(K0, K1, &msg(0)), 0x726f_db47_dd0e_0e31);
         assert_eq!(siphash24(K0, K1, &msg(8)), 0x93f5_f579_9a93_2462);
         assert_eq!(siphash24(K0, K1, &msg(15)), 0xa129_ca61_49be_45e5);
+    }
+
+    #[test]
+    fn parts_hash_like_the_joined_bytes() {
+        let m = msg(63);
+        for cut in [0usize, 1, 7, 8, 9, 16, 30, 62, 63] {
+            for cut2 in [cut, (cut + 5).min(63), 63] {
+                let (a, rest) = m.split_at(cut);
+                let (b, c) = rest.split_at(cut2 - cut);
+                assert_eq!(siphash24_parts(K0, K1, &[a, b, c]), siphash24(K0, K1, &m), "cuts {cut} {cut2}");
+            }
+        }
     }
 
     #[test]
