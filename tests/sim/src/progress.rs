@@ -22,7 +22,7 @@ impl Progress {
             return Progress { bar: None, task: None };
         }
         let bar = ProgressBar::with_draw_target(Some(max_requests), ProgressDrawTarget::stderr_with_hz(5));
-        let style = ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:32} {pos:>7}/{len:7} requests  {msg}")
+        let style = ProgressStyle::with_template("{spinner} {bar:20} {pos:>6}/{len} requests  {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar());
         bar.set_style(style);
         let b = bar.clone();
@@ -39,7 +39,7 @@ impl Progress {
                 };
                 let share = if sent > 0 { 100.0 * edge as f64 / sent as f64 } else { 0.0 };
                 b.set_position(sent);
-                b.set_message(format!("{clock}  edge {share:.1}%  won {won}"));
+                b.set_message(format!("{clock}, edge {share:.1}%, won {won}"));
             }
         });
         Progress { bar: Some(bar), task: Some(task) }

@@ -64,9 +64,24 @@ pub fn run_id() -> String {
     Alphanumeric.sample_string(&mut rand::rng(), 6).to_lowercase()
 }
 
+/// The crowd only ever targets this machine: `localhost`, 127.0.0.0/8 or ::1.
+pub fn ensure_loopback(url: &str) -> Result<(), SimError> {
+    let uri: hyper::Uri = url.parse().map_err(|e| SimError::Setup(format!("`{url}` is not a URL: {e}")))?;
+    let host = uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
+    let loopback = host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if !loopback {
+        return Err(SimError::Setup(format!("`{url}` is not on this machine: the simulator only sends load to loopback addresses")));
+    }
+    Ok(())
+}
+
 /// Run the scenario against the stack and report.
 pub async fn simulate(opts: Options) -> Result<Report, SimError> {
     let s = &opts.scenario;
+    let a = &opts.addresses;
+    for url in a.edge.iter().chain(std::iter::once(&a.origin)).chain(a.envoy_admin.iter()) {
+        ensure_loopback(url)?;
+    }
     let edge_admin = if opts.mode == Mode::Edge { opts.addresses.envoy_admin.clone() } else { None };
     let probe = Probe::new(edge_admin, &opts.addresses.origin, &opts.secrets.admin_token, &s.sale.sku);
     let base_url = match opts.mode {
@@ -98,4 +113,17 @@ pub async fn simulate(opts: Options) -> Result<Report, SimError> {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let after = probe.snapshot().await?;
     Ok(Report::build(s, opts.mode, &run_id, &crowd, &before, &after))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_loopback_targets() {
+        for ok in ["http://127.0.0.1:10000", "http://localhost:8080", "http://127.3.4.5:1", "http://[::1]:9901"] {
+            assert!(super::ensure_loopback(ok).is_ok(), "{ok}");
+        }
+        for bad in ["http://10.0.0.1:10000", "http://example.com", "http://192.168.1.2:80", "not a url"] {
+            assert!(super::ensure_loopback(bad).is_err(), "{bad}");
+        }
+    }
 }
