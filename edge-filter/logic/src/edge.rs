@@ -18,7 +18,7 @@ use std::cell::RefCell;
 
 use seckill_core::feed::SaleFlags;
 use seckill_core::throttle::{decide, ThrottleDecision};
-use seckill_core::ticket::{self, TicketError};
+use seckill_core::ticket::{self, TicketError, Verifier};
 use seckill_core::{headers, is_valid_id, BuyAnswer, Outcome, SaleState, SaleStatus};
 
 use crate::config::Config;
@@ -27,6 +27,7 @@ use crate::host::{update, Counter, Host, Reason};
 use crate::reply::{self, Reply};
 use crate::route::{route, Route};
 use crate::slots::{bucket_key, Bucket, Entry, Slot, SlotHasher, Upsert};
+use crate::tickets::TicketCache;
 
 /// The parts of a request the logic reads.
 #[derive(Debug, Clone, Copy)]
@@ -78,12 +79,23 @@ enum Verdict {
     Throttle(u64),
 }
 
-/// One worker's edge: the configuration, the slot hasher and this worker's copy of the flags.
+/// How often, at most, a worker re-reads the flags' metadata from shared data on the request
+/// path (its tick re-reads them too). A change stored by the poller, or a `sold_out` learned by
+/// another worker, is seen by every worker within this long; in between, requests use the
+/// worker's parsed copy without a host call.
+pub const FLAGS_RECHECK_MS: u64 = 10;
+
+/// One worker's edge: the configuration, the keyed ticket verifier and its cache of verified
+/// tickets, the slot hasher and this worker's copy of the flags.
 #[derive(Debug)]
 pub struct Edge {
     cfg: Config,
+    verifier: Verifier,
+    tickets: TicketCache,
     hasher: SlotHasher,
     flags: RefCell<FlagsCache>,
+    /// When this worker last read the flags' metadata (Envoy clock, Unix ms).
+    flags_read_at: std::cell::Cell<Option<u64>>,
 }
 
 /// `n` of an order id `<sku>.<n>` (canonical decimal only, so it can be rebuilt exactly).
@@ -98,14 +110,17 @@ pub fn parse_order_seq(order_id: &str, sku: &str) -> Option<u64> {
 impl Edge {
     pub fn new(cfg: Config) -> Edge {
         let hasher = SlotHasher::new(cfg.edge_key.as_bytes());
-        Edge { cfg, hasher, flags: RefCell::new(FlagsCache::default()) }
+        let verifier = Verifier::new(&cfg.ticket_secrets);
+        let tickets = TicketCache::new(cfg.edge_key.as_bytes());
+        Edge { cfg, verifier, tickets, hasher, flags: RefCell::new(FlagsCache::default()), flags_read_at: std::cell::Cell::new(None) }
     }
 
     pub fn config(&self) -> &Config {
         &self.cfg
     }
 
-    /// Refresh this worker's flags from shared data (called on every tick, and per request).
+    /// Refresh this worker's flags from shared data (called on every tick, and from requests at
+    /// most every [`FLAGS_RECHECK_MS`]).
     pub fn refresh_flags<H: Host + ?Sized>(&self, host: &H) {
         if let Ok(mut cache) = self.flags.try_borrow_mut() {
             if cache.refresh(host).is_err() {
@@ -114,8 +129,18 @@ impl Edge {
         }
     }
 
+    /// Forget when the flags were last read, so the next request re-reads them (after this
+    /// worker itself changed them, e.g. learned a `sold_out`).
+    fn flags_changed_here(&self) {
+        self.flags_read_at.set(None);
+    }
+
     fn lookup<H: Host + ?Sized>(&self, host: &H, sku: &str, now: u64) -> Lookup {
-        self.refresh_flags(host);
+        let due = self.flags_read_at.get().is_none_or(|at| now.saturating_sub(at) >= FLAGS_RECHECK_MS || now < at);
+        if due {
+            self.refresh_flags(host);
+            self.flags_read_at.set(Some(now));
+        }
         match self.flags.try_borrow() {
             Ok(cache) => cache.lookup(sku, now, self.cfg.flags_stale_ms),
             Err(_) => Lookup::NoFeed,
@@ -136,8 +161,7 @@ impl Edge {
 
     /// Verify the ticket at `now`; `Err` is the 401 reply (already counted).
     fn verify<H: Host + ?Sized>(&self, host: &H, authorization: Option<&str>, now: u64) -> Result<String, Decision> {
-        let checked = ticket::from_authorization(authorization)
-            .and_then(|t| ticket::verify(&self.cfg.ticket_secrets, t, now / 1000));
+        let checked = ticket::from_authorization(authorization).and_then(|t| self.tickets.verify(&self.verifier, t, now / 1000));
         match checked {
             Ok(v) => Ok(v.uid),
             Err(e) => Err(self.edge_answer(host, Reason::Unauthorized, &BuyAnswer::with_error(Outcome::Unauthorized, unauthorized_text(e)))),
@@ -317,6 +341,7 @@ impl Edge {
         if outcome == Outcome::SoldOut {
             match mark_sold_out(host, &learn.sku, cfg.cas_retries) {
                 Ok(true) => {
+                    self.flags_changed_here();
                     host.count(Counter::SoldOutLearned);
                     host.log(crate::host::Level::Info, &format!("sku {} learned sold out from the origin", learn.sku));
                 }

@@ -12,6 +12,7 @@
 //! - [`edge`]: the decisions (ticket → sale state → dedup → throttle → pass) and learning from
 //!   the origin's answers.
 //! - [`slots`]: the bounded throttle/dedup memory in shared data; [`siphash`] places pairs in it.
+//! - [`tickets`]: each worker's bounded cache of tickets it verified (repeats skip the HMAC).
 //! - [`flags`]: the sale flags shared by all workers; [`poller`]: the one worker that fetches them.
 //! - [`reply`]: the answers the edge gives itself; [`keys`]: every shared-data key name.
 //! - [`host`]: the host trait, counters, and the in-memory test host.
@@ -29,6 +30,7 @@ pub mod reply;
 pub mod route;
 pub mod siphash;
 pub mod slots;
+pub mod tickets;
 
 pub use config::{Config, ConfigError};
 pub use edge::{Decision, Edge, Forward, Learn, Request};

@@ -315,14 +315,35 @@ fn sold_out_answer_reaches_every_worker_at_once() {
 }
 
 #[test]
-fn feed_sold_out_switch_applies_on_next_request() {
+fn feed_sold_out_switch_applies_within_the_recheck_interval() {
+    use crate::edge::FLAGS_RECHECK_MS;
     let w = World::with_feed("", vec![sale("phone", false, 1)]);
     w.at(START);
     assert!(is_pass(&w.buy("alice", "phone")));
     store_feed(&w.host, &feed(2, vec![sale("phone", true, 1)]), START, 8).unwrap();
+    w.at(START + FLAGS_RECHECK_MS);
     assert_eq!(reply_of(&w.buy("bob", "phone")).0, 410);
     store_feed(&w.host, &feed(3, vec![sale("phone", false, 1)]), START, 8).unwrap();
+    w.at(START + 2 * FLAGS_RECHECK_MS);
     assert!(is_pass(&w.buy("carol", "phone")), "reversible");
+}
+
+#[test]
+fn requests_inside_the_recheck_interval_read_no_flags() {
+    use crate::edge::FLAGS_RECHECK_MS;
+    let w = World::with_feed("", vec![sale("phone", false, 1)]);
+    w.at(START);
+    assert!(is_pass(&w.buy("alice", "phone")));
+    // Within the interval: one shared-data read per buy (its bucket), none for the flags.
+    let (gets, _) = w.host.calls.get();
+    w.at(START + FLAGS_RECHECK_MS - 1);
+    assert!(is_pass(&w.buy("bob", "phone")));
+    assert_eq!(w.host.calls.get().0, gets + 1);
+    // A change stored meanwhile shows once the interval is over.
+    store_feed(&w.host, &feed(2, vec![sale("phone", true, 1)]), START, 8).unwrap();
+    assert!(is_pass(&w.buy("carol", "phone")), "not re-read yet");
+    w.at(START + FLAGS_RECHECK_MS);
+    assert_eq!(reply_of(&w.buy("dave", "phone")).0, 410);
 }
 
 #[test]
