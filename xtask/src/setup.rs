@@ -127,6 +127,8 @@ pub fn wasm_bindgen_path() -> Result<PathBuf, String> {
 /// Debian's Chromium (the browser test drives it headless through chromedriver).
 pub const CHROMIUM: &str = "/usr/bin/chromium";
 pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// The CJK font `fonts-wqy-microhei` installs (checked directly: `fc-list` may be missing).
+const CJK_FONT: &str = "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc";
 
 /// Chromium, its WebDriver and a CJK font (without one, Chinese text renders as boxes).
 fn browser() -> Result<(), String> {
@@ -137,7 +139,9 @@ fn browser() -> Result<(), String> {
     if !std::path::Path::new(CHROMEDRIVER).is_file() {
         pkgs.push("chromium-driver");
     }
-    if output(Command::new("fc-list").arg(":lang=zh")).is_none_or(|fonts| fonts.trim().is_empty()) {
+    let cjk_font = std::path::Path::new(CJK_FONT).is_file()
+        || output(Command::new("fc-list").arg(":lang=zh")).is_some_and(|fonts| !fonts.trim().is_empty());
+    if !cjk_font {
         pkgs.push("fonts-wqy-microhei");
     }
     if pkgs.is_empty() { Ok(()) } else { apt_install(&pkgs) }
