@@ -4,8 +4,26 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-/// A port on 127.0.0.1 that was free a moment ago.
+/// Ports handed out by [`free_port`]: below Linux's ephemeral range (32768–60999), so the
+/// outgoing connections of a crowd can never take a port between our check and the server's bind.
+const PORT_RANGE: std::ops::Range<u16> = 20_000..32_000;
+
+/// A port on 127.0.0.1 that is free now, not in the ephemeral range, and not handed out before by
+/// this process. (Port 0 would pick from the ephemeral range, which a test's own client
+/// connections race for.)
 pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let span = u32::from(PORT_RANGE.end - PORT_RANGE.start);
+    // Start each process at its own offset so concurrent test processes rarely collide.
+    let _ = NEXT.compare_exchange(u32::MAX, (std::process::id().wrapping_mul(7919)) % span, Ordering::Relaxed, Ordering::Relaxed);
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed) % span;
+        let port = PORT_RANGE.start + n as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
 }
 
@@ -78,6 +96,14 @@ pub fn http_get(addr: SocketAddr, path: &str, headers: &[(&str, &str)], timeout:
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn free_ports_are_distinct_and_outside_the_ephemeral_range() {
+        let a: Vec<u16> = (0..50).map(|_| super::free_port()).collect();
+        let set: std::collections::HashSet<&u16> = a.iter().collect();
+        assert_eq!(set.len(), a.len());
+        assert!(a.iter().all(|p| super::PORT_RANGE.contains(p)));
+    }
+
     #[test]
     fn dechunks() {
         assert_eq!(super::dechunk("5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"), "hello world");
