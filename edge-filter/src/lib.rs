@@ -187,7 +187,7 @@ impl RootContext for Root {
             }
         };
         let host = EnvoyHost::new();
-        if let Err(c) = init_keys(&host, cfg.buckets) {
+        if let Err(c) = init_keys(&host, cfg.buckets, cfg.slots_per_bucket) {
             host.count(c);
             log(LogLevel::Warn, "seckill edge filter: could not create every shared-data key up front; continuing");
         }

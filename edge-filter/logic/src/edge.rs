@@ -265,7 +265,7 @@ impl Edge {
                 }
             }
             let up = bucket.upsert(Entry::new(slot.fp, now), cfg.slots_per_bucket as usize, now, cfg.window_ms, cfg.winner_ttl_ms);
-            (Some(bucket.encode()), Verdict::Pass(up))
+            (Some(bucket.encode_fixed(cfg.slots_per_bucket as usize)), Verdict::Pass(up))
         });
         let learn = Learn { slot, sku: sku.to_owned(), uid: uid.clone(), passed_at_ms: now };
         match verdict {
@@ -327,7 +327,7 @@ impl Edge {
             };
             let now = host.now_ms().unwrap_or(learn.passed_at_ms);
             let up = bucket.upsert(entry, cfg.slots_per_bucket as usize, now, cfg.window_ms, cfg.winner_ttl_ms);
-            (Some(bucket.encode()), up)
+            (Some(bucket.encode_fixed(cfg.slots_per_bucket as usize)), up)
         });
         match res {
             Ok(up) => {

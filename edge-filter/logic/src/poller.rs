@@ -54,7 +54,7 @@ impl Lease {
 /// "create if absent", and a write to an absent key ignores CAS, so creating bucket keys lazily on
 /// the request path could let two workers' first writes race; creating them all up front leaves
 /// every later write CAS-checked. Returns how many keys were created.
-pub fn init_keys<H: Host + ?Sized>(host: &H, buckets: u32) -> Result<u32, Counter> {
+pub fn init_keys<H: Host + ?Sized>(host: &H, buckets: u32, slots_per_bucket: u32) -> Result<u32, Counter> {
     let done = host.get_shared(keys::INIT).map_err(|_| Counter::HostErrors)?;
     let done_upto = done.value.as_deref().filter(|v| v.len() == 8).and_then(|v| read_u64(v, 0));
     if done_upto.is_some_and(|n| n >= u64::from(buckets)) {
@@ -73,7 +73,8 @@ pub fn init_keys<H: Host + ?Sized>(host: &H, buckets: u32) -> Result<u32, Counte
     create(keys::SOLD, &Overrides::default().encode())?;
     create(keys::LEASE, &Lease::default().encode())?;
     create(keys::WORKERS, &0u64.to_le_bytes())?;
-    let empty = Bucket::default().encode();
+    // Full size from the start (see `slots`): the slots' memory is taken once, here.
+    let empty = Bucket::default().encode_fixed(slots_per_bucket as usize);
     for i in 0..buckets {
         create(&bucket_key(i), &empty)?;
     }

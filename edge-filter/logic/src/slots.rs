@@ -8,9 +8,14 @@
 //! of shoppers. Values are versioned, and a value that is not exactly what this version writes
 //! (garbage, wrong length, unknown outcome code) reads as an empty bucket: never a panic.
 //!
-//! Layout (little-endian): `"SB"`, version `1`, entry count `n`, then `n` × 25 bytes:
-//! fingerprint u64, last_pass_ms u64, order seq u64, outcome code u8 (0 = none yet, else
-//! 1 + index in [`Outcome::ALL`]).
+//! Layout (little-endian): `"SB"`, version, entry count `n`, then 25-byte entries: fingerprint
+//! u64, last_pass_ms u64, order seq u64, outcome code u8 (0 = none yet, else 1 + index in
+//! [`Outcome::ALL`]). Version `1` holds exactly `n` entries; version `2` (what the filter writes,
+//! [`Bucket::encode_fixed`]) is always padded with zeroed entries to `slots_per_bucket`, so a
+//! bucket's value never changes size: every bucket is created at full size when the filter starts,
+//! Envoy's memory is at its bound from the start and does not move with the number of shoppers,
+//! and the allocator reuses the same block size on every rewrite (no fragmentation from values
+//! growing one entry at a time).
 
 use seckill_core::Outcome;
 
@@ -18,6 +23,8 @@ use crate::siphash::{siphash24, siphash24_parts};
 
 pub const MAGIC: [u8; 2] = *b"SB";
 pub const VERSION: u8 = 1;
+/// Values padded to a fixed number of entries (see the module doc).
+pub const VERSION_FIXED: u8 = 2;
 pub const HEADER: usize = 4;
 pub const ENTRY: usize = 25;
 
@@ -125,11 +132,16 @@ impl Bucket {
     }
 
     fn try_decode(b: &[u8]) -> Option<Bucket> {
-        if b.get(0..2)? != MAGIC || *b.get(2)? != VERSION {
+        if b.get(0..2)? != MAGIC {
             return None;
         }
         let n = usize::from(*b.get(3)?);
-        if b.len() != HEADER + n * ENTRY {
+        let fits = match *b.get(2)? {
+            VERSION => b.len() == HEADER + n * ENTRY,
+            VERSION_FIXED => b.len() >= HEADER + n * ENTRY && (b.len() - HEADER) % ENTRY == 0 && b.len() <= HEADER + 255 * ENTRY,
+            _ => false,
+        };
+        if !fits {
             return None;
         }
         let mut entries = Vec::with_capacity(n);
@@ -154,6 +166,17 @@ impl Bucket {
             out.extend_from_slice(&e.seq.to_le_bytes());
             out.push(outcome_code(e.outcome));
         }
+        out
+    }
+
+    /// Encode as version 2, padded with zeroed entries to `slots` entries (or to the number held,
+    /// if more): the same length on every write.
+    pub fn encode_fixed(&self, slots: usize) -> Vec<u8> {
+        let n = self.entries.len().min(255);
+        let total = slots.clamp(n, 255);
+        let mut out = self.encode();
+        out[2] = VERSION_FIXED;
+        out.resize(HEADER + total * ENTRY, 0);
         out
     }
 
@@ -224,6 +247,31 @@ mod tests {
     }
 
     #[test]
+    fn fixed_size_values_round_trip_and_never_change_length() {
+        let mut b = Bucket::default();
+        let empty = b.encode_fixed(16);
+        assert_eq!(empty.len(), HEADER + 16 * ENTRY);
+        assert_eq!(Bucket::decode(Some(&empty)), Bucket::default());
+        for fp in 1..=16 {
+            b.upsert(Entry { outcome: Some(Outcome::Won), seq: fp, ..Entry::new(fp, fp) }, 16, 100, 10, 10);
+            let v = b.encode_fixed(16);
+            assert_eq!(v.len(), empty.len());
+            assert_eq!(Bucket::decode(Some(&v)), b);
+        }
+        // More entries than slots (the configuration shrank): nothing is cut off by encoding.
+        assert_eq!(b.encode_fixed(4).len(), HEADER + 16 * ENTRY);
+        // Garbage in version 2: count beyond the length, length not whole entries, too long.
+        let mut bad = empty.clone();
+        bad[3] = 17;
+        assert_eq!(Bucket::decode(Some(&bad)), Bucket::default());
+        let mut odd = empty.clone();
+        odd.push(0);
+        assert_eq!(Bucket::decode(Some(&odd)), Bucket::default());
+        let huge = [&empty[..4], &vec![0u8; 256 * ENTRY][..]].concat();
+        assert_eq!(Bucket::decode(Some(&huge)), Bucket::default());
+    }
+
+    #[test]
     fn every_outcome_code_round_trips() {
         for o in Outcome::ALL {
             assert_eq!(outcome_from_code(outcome_code(Some(o))), Ok(Some(o)));
@@ -244,7 +292,7 @@ mod tests {
         bad[0] = b'X';
         assert_eq!(Bucket::decode(Some(&bad)), Bucket::default());
         let mut bad = good.clone();
-        bad[2] = 2;
+        bad[2] = 3;
         assert_eq!(Bucket::decode(Some(&bad)), Bucket::default());
         // count disagrees with length
         let mut bad = good.clone();

@@ -51,7 +51,7 @@ impl World {
         let store = MemStore::new();
         let host = MemHost::new(store.clone(), T0);
         let c = cfg(extra);
-        init_keys(&host, c.buckets).unwrap();
+        init_keys(&host, c.buckets, c.slots_per_bucket).unwrap();
         World { store, host, edge: Edge::new(c) }
     }
 
@@ -500,8 +500,8 @@ fn poller_lease_one_at_a_time() {
     let a = MemHost::new(store.clone(), T0);
     let b = MemHost::new(store.clone(), T0);
     let c = cfg("");
-    init_keys(&a, c.buckets).unwrap();
-    assert_eq!(init_keys(&b, c.buckets), Ok(0), "second worker finds keys created");
+    init_keys(&a, c.buckets, c.slots_per_bucket).unwrap();
+    assert_eq!(init_keys(&b, c.buckets, c.slots_per_bucket), Ok(0), "second worker finds keys created");
     let (ida, idb) = (claim_worker_id(&a, 8).unwrap(), claim_worker_id(&b, 8).unwrap());
     assert_ne!(ida, idb);
     let mut pa = Poller::new(ida);
