@@ -76,19 +76,6 @@ impl Resp {
     }
 }
 
-fn dechunk(mut rest: &str) -> String {
-    let mut out = String::new();
-    while let Some((size_line, after)) = rest.split_once("\r\n") {
-        let size = usize::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16).unwrap_or(0);
-        if size == 0 || after.len() < size {
-            break;
-        }
-        out.push_str(&after[..size]);
-        rest = after[size..].strip_prefix("\r\n").unwrap_or(&after[size..]);
-    }
-    out
-}
-
 /// One request on a fresh connection. `Err` when the connection could not be made or the answer
 /// was unreadable. The answer is read by its length (`content-length` or chunked), not to EOF:
 /// Envoy holds a `connection: close` connection open for a while after answering (its delayed close).
@@ -133,7 +120,7 @@ pub fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]
                 break;
             }
         }
-        dechunk(&String::from_utf8_lossy(&raw[body_at..]))
+        seckill_stack::net::dechunk(&String::from_utf8_lossy(&raw[body_at..]))
     } else {
         match length {
             Some(len) => {
