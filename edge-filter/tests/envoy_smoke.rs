@@ -519,9 +519,11 @@ fn filter_works_in_real_envoy() {
     let r = http(edge, "POST", "/api/session", &[("x-seckill-uid", "mallory")]);
     assert_eq!(r.json()["seen"], serde_json::json!([]));
 
-    // An origin sold_out is learned: the next uid gets 410 from the edge at once.
+    // An origin sold_out is learned: every worker answers 410 itself once it re-reads the flags
+    // metadata (at most every 10 ms, see the filter's hot path), so wait out that period.
     let r = buy(edge, "carol", "tv");
     assert_eq!((r.status, r.header("x-seckill-by")), (410, Some("origin")));
+    std::thread::sleep(std::time::Duration::from_millis(50));
     let n = origin.requests();
     let r = buy(edge, "dave", "tv");
     assert_eq!((r.status, r.header("x-seckill-by")), (410, Some("edge")), "{r:?}");
