@@ -138,7 +138,7 @@ impl Bucket {
         let n = usize::from(*b.get(3)?);
         let fits = match *b.get(2)? {
             VERSION => b.len() == HEADER + n * ENTRY,
-            VERSION_FIXED => b.len() >= HEADER + n * ENTRY && (b.len() - HEADER) % ENTRY == 0 && b.len() <= HEADER + 255 * ENTRY,
+            VERSION_FIXED => b.len() >= HEADER + n * ENTRY && (b.len() - HEADER).is_multiple_of(ENTRY) && b.len() <= HEADER + 255 * ENTRY,
             _ => false,
         };
         if !fits {
