@@ -435,6 +435,18 @@ impl EdgeRig {
         body.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(": ")?.trim().parse().ok())
     }
 
+    /// Makes the origin unreachable: shuts the gate, then waits (at most 5 s) until Envoy has
+    /// noticed every pooled upstream connection close. Until it has, a request can still be written
+    /// to a half-closed pooled connection and come back as Envoy's plain "connection termination"
+    /// 503, which is rightly not mapped to `busy` (the origin might have committed).
+    pub fn shut_origin(&self) {
+        self.gate.shut();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline && self.envoy_stat("cluster.origin.upstream_cx_active").unwrap_or(0) > 0 {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Connections each Envoy worker accepted on the edge listener so far: `[worker_0, worker_1]`.
     pub fn worker_connections(&self) -> [u64; 2] {
         let (_, body) = http_get(self.envoy.admin, "/stats?filter=downstream_cx_total", &[], Duration::from_secs(5)).unwrap_or_default();

@@ -150,7 +150,7 @@ fn every_outcome_of_the_contract_through_the_edge() {
     assert_eq!(rig.admin("GET", "/admin/sales/spare", None).json()["sold"].as_u64(), sold_before, "busy committed nothing");
 
     // busy from the edge: the origin cannot be reached at all
-    rig.gate.shut();
+    rig.shut_origin();
     let r = rig.buy("judy", "spare");
     expect(&r, 503, "busy", "edge");
     assert_eq!(r.header("retry-after"), Some("1"));
@@ -301,7 +301,7 @@ fn without_its_feed_the_edge_keeps_the_last_flags_and_passes_requests_on() {
     until_every_worker_says(&rig, "gone-1", "sold_out", t);
     expect(&rig.buy("u0", "no-such"), 404, "unknown_sku", "edge");
 
-    rig.gate.shut();
+    rig.shut_origin();
     let errors_before = rig.envoy_stat("wasmcustom.seckill_edge_feed_errors").unwrap_or(0);
     // Fresh, then stale (flags_stale_ms 500), over about 1.5 s.
     for i in 0..6 {
