@@ -35,6 +35,10 @@ fn default_poll_timeout_ms() -> u64 {
 fn default_flags_stale_ms() -> u64 {
     3_000
 }
+fn default_answer_timeout_ms() -> u64 {
+    5_000
+}
+
 fn default_winner_ttl_ms() -> u64 {
     60_000
 }
@@ -80,6 +84,11 @@ pub struct Config {
     /// A feed not refreshed for this long is stale: skus absent from it are passed on.
     #[serde(default = "default_flags_stale_ms")]
     pub flags_stale_ms: u64,
+    /// How long the origin's answer to a passed buy can take (the Envoy route's timeout for
+    /// `/api/`): after this, a (uid, sku) entry with no answer will never get one, and a worker may
+    /// refuse its repeats from its own copy without re-reading shared data.
+    #[serde(default = "default_answer_timeout_ms")]
+    pub answer_timeout_ms: u64,
     /// How long the edge answers `already_won` itself after learning a win (0 = never dedup).
     #[serde(default = "default_winner_ttl_ms")]
     pub winner_ttl_ms: u64,
@@ -177,6 +186,7 @@ impl Config {
         check_range("poll_timeout_ms", self.poll_timeout_ms, 10, 60_000)?;
         check_range("flags_stale_ms", self.flags_stale_ms, self.poll_interval_ms, 86_400_000)
             .map_err(|_| invalid("flags_stale_ms", format!("must be at least poll_interval_ms ({}) and at most 86400000", self.poll_interval_ms)))?;
+        check_range("answer_timeout_ms", self.answer_timeout_ms, 1, 600_000)?;
         check_range("winner_ttl_ms", self.winner_ttl_ms, 0, 86_400_000)?;
         check_range("buckets", u64::from(self.buckets), 1, u64::from(MAX_BUCKETS))?;
         check_range("slots_per_bucket", u64::from(self.slots_per_bucket), 1, u64::from(MAX_SLOTS_PER_BUCKET))?;
@@ -210,6 +220,7 @@ mod tests {
         assert_eq!(c.buckets, 65_536);
         assert_eq!(c.slots_per_bucket, 16);
         assert_eq!(c.cas_retries, 8);
+        assert_eq!(c.answer_timeout_ms, 5_000);
         assert_eq!(c.lease_ms(), 500);
     }
 
@@ -225,6 +236,7 @@ mod tests {
             (r#"{"ticket_secrets":["s"],"edge_key":"k","buckets":0}"#, "buckets"),
             (r#"{"ticket_secrets":["s"],"edge_key":"k","slots_per_bucket":65}"#, "slots_per_bucket"),
             (r#"{"ticket_secrets":["s"],"edge_key":"k","cas_retries":0}"#, "cas_retries"),
+            (r#"{"ticket_secrets":["s"],"edge_key":"k","answer_timeout_ms":0}"#, "answer_timeout_ms"),
             (r#"{"ticket_secrets":["s"],"edge_key":"k","poll_interval_ms":1}"#, "poll_interval_ms"),
             (r#"{"ticket_secrets":["s"],"edge_key":"k","flags_stale_ms":50}"#, "flags_stale_ms"),
             (r#"{"ticket_secrets":["s"],"edge_key":"k","feed_path":"edge"}"#, "feed_path"),

@@ -24,6 +24,7 @@ use seckill_core::{headers, is_valid_id, BuyAnswer, Outcome, SaleState, SaleStat
 use crate::config::Config;
 use crate::flags::{mark_sold_out, FlagsCache, Lookup};
 use crate::host::{update, Counter, Host, Reason};
+use crate::recent::RecentPairs;
 use crate::reply::{self, Reply};
 use crate::route::{route, Route};
 use crate::slots::{bucket_key, Bucket, Entry, Slot, SlotHasher, Upsert};
@@ -93,6 +94,7 @@ pub struct Edge {
     verifier: Verifier,
     tickets: TicketCache,
     hasher: SlotHasher,
+    recent: RecentPairs,
     flags: RefCell<FlagsCache>,
     /// When this worker last read the flags' metadata (Envoy clock, Unix ms).
     flags_read_at: std::cell::Cell<Option<u64>>,
@@ -112,7 +114,7 @@ impl Edge {
         let hasher = SlotHasher::new(cfg.edge_key.as_bytes());
         let verifier = Verifier::new(&cfg.ticket_secrets);
         let tickets = TicketCache::new(cfg.edge_key.as_bytes());
-        Edge { cfg, verifier, tickets, hasher, flags: RefCell::new(FlagsCache::default()), flags_read_at: std::cell::Cell::new(None) }
+        Edge { cfg, verifier, tickets, hasher, recent: RecentPairs::default(), flags: RefCell::new(FlagsCache::default()), flags_read_at: std::cell::Cell::new(None) }
     }
 
     pub fn config(&self) -> &Config {
@@ -246,27 +248,55 @@ impl Edge {
                 known = Some(flags);
             }
         }
-        // 3 + 4. dedup and throttle, in one read-modify-write of the (uid, sku) bucket
+        // 3 + 4. dedup and throttle: from this worker's own copy of the entry where it can only
+        // refuse, else in one read-modify-write of the (uid, sku) bucket in shared data.
         let dedup = known.as_ref().is_some_and(|f| f.per_user_limit == 1) && self.cfg.winner_ttl_ms > 0;
         let slot = self.hasher.slot(&uid, sku, self.cfg.buckets);
-        let key = bucket_key(slot.bucket);
         let cfg = &self.cfg;
-        let verdict = update(host, &key, cfg.cas_retries, |cur| {
-            let mut bucket = Bucket::decode(cur);
-            if let Some(e) = bucket.find(slot.fp).copied() {
-                if dedup && e.is_winner() && now.saturating_sub(e.last_pass_ms) < cfg.winner_ttl_ms {
-                    return (None, Verdict::Dedup(e.seq));
-                }
-                if let ThrottleDecision::Wait { retry_after_ms } = decide(Some(e.last_pass_ms), now, cfg.window_ms) {
-                    return match e.outcome {
-                        Some(o) if o.is_final() => (None, Verdict::Replay(o, e.seq)),
-                        _ => (None, Verdict::Throttle(retry_after_ms)),
-                    };
+        let refusal = |e: &Entry| -> Option<Verdict> {
+            if dedup && e.is_winner() && now.saturating_sub(e.last_pass_ms) < cfg.winner_ttl_ms {
+                return Some(Verdict::Dedup(e.seq));
+            }
+            match decide(Some(e.last_pass_ms), now, cfg.window_ms) {
+                ThrottleDecision::Wait { retry_after_ms } => Some(match e.outcome {
+                    Some(o) if o.is_final() => Verdict::Replay(o, e.seq),
+                    _ => Verdict::Throttle(retry_after_ms),
+                }),
+                ThrottleDecision::Pass => None,
+            }
+        };
+        let local = self.recent.get(slot, now, cfg.answer_timeout_ms).and_then(|e| refusal(&e));
+        let verdict = match local {
+            Some(v) => {
+                host.count(Counter::LocalRefusals);
+                Ok(v)
+            }
+            None => {
+                let key = bucket_key(slot.bucket);
+                let shared = update(host, &key, cfg.cas_retries, |cur| {
+                    let mut bucket = Bucket::decode(cur);
+                    if let Some(e) = bucket.find(slot.fp).copied() {
+                        if let Some(v) = refusal(&e) {
+                            return (None, (v, e));
+                        }
+                    }
+                    let entry = Entry::new(slot.fp, now);
+                    let up = bucket.upsert(entry, cfg.slots_per_bucket as usize, now, cfg.window_ms, cfg.winner_ttl_ms);
+                    (Some(bucket.encode_fixed(cfg.slots_per_bucket as usize)), (Verdict::Pass(up), entry))
+                });
+                match shared {
+                    Ok((v, entry)) => {
+                        self.recent.put(slot, entry, now, matches!(v, Verdict::Pass(_)));
+                        Ok(v)
+                    }
+                    Err(c) => {
+                        // Passed on without a shared entry: this worker still refuses its repeats.
+                        self.recent.put(slot, Entry::new(slot.fp, now), now, true);
+                        Err(c)
+                    }
                 }
             }
-            let up = bucket.upsert(Entry::new(slot.fp, now), cfg.slots_per_bucket as usize, now, cfg.window_ms, cfg.winner_ttl_ms);
-            (Some(bucket.encode_fixed(cfg.slots_per_bucket as usize)), Verdict::Pass(up))
-        });
+        };
         let learn = Learn { slot, sku: sku.to_owned(), uid: uid.clone(), passed_at_ms: now };
         match verdict {
             Ok(Verdict::Dedup(seq)) => {
@@ -316,6 +346,7 @@ impl Edge {
             o => (Some(o), 0),
         };
         let cfg = &self.cfg;
+        self.recent.learn(learn.slot, learn.passed_at_ms, Entry { fp: learn.slot.fp, last_pass_ms: learn.passed_at_ms, outcome: recorded, seq });
         let key = bucket_key(learn.slot.bucket);
         let res = update(host, &key, cfg.cas_retries, |cur| {
             let mut bucket = Bucket::decode(cur);

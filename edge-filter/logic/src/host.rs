@@ -108,10 +108,13 @@ pub enum Counter {
     Learned,
     /// Skus marked sold out from an origin answer before the feed said so.
     SoldOutLearned,
+    /// Repeats refused from the worker's own copy of their entry, without reading shared data
+    /// (also counted under their decision's reason).
+    LocalRefusals,
 }
 
 impl Counter {
-    pub const ALL: [Counter; 19] = [
+    pub const ALL: [Counter; 20] = [
         Counter::Decision(Reason::Unauthorized),
         Counter::Decision(Reason::Invalid),
         Counter::Decision(Reason::UnknownSku),
@@ -131,11 +134,24 @@ impl Counter {
         Counter::Evictions,
         Counter::Learned,
         Counter::SoldOutLearned,
+        Counter::LocalRefusals,
     ];
 
     /// Dense index (for a metric-id table in the glue).
-    pub fn index(self) -> usize {
-        Counter::ALL.iter().position(|c| *c == self).unwrap_or(0)
+    pub const fn index(self) -> usize {
+        match self {
+            // `Reason`'s declaration order is `Reason::ALL`'s (checked by a test).
+            Counter::Decision(r) => r as usize,
+            Counter::CasExhausted => 11,
+            Counter::HostErrors => 12,
+            Counter::FeedPolls => 13,
+            Counter::FeedErrors => 14,
+            Counter::FeedUpdates => 15,
+            Counter::Evictions => 16,
+            Counter::Learned => 17,
+            Counter::SoldOutLearned => 18,
+            Counter::LocalRefusals => 19,
+        }
     }
 
     /// The Envoy stat name (Envoy prefixes it with `wasmcustom.`). Decisions carry their reason as
@@ -152,6 +168,7 @@ impl Counter {
             Counter::Evictions => "seckill_edge_evictions".into(),
             Counter::Learned => "seckill_edge_learned".into(),
             Counter::SoldOutLearned => "seckill_edge_sold_out_learned".into(),
+            Counter::LocalRefusals => "seckill_edge_local_refusals".into(),
         }
     }
 }

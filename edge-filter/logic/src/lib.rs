@@ -13,6 +13,8 @@
 //!   the origin's answers.
 //! - [`slots`]: the bounded throttle/dedup memory in shared data; [`siphash`] places pairs in it.
 //! - [`tickets`]: each worker's bounded cache of tickets it verified (repeats skip the HMAC).
+//! - [`recent`]: each worker's bounded copy of the slot entries it touched (repeats are refused
+//!   without reading shared data, where that copy cannot be out of date).
 //! - [`flags`]: the sale flags shared by all workers; [`poller`]: the one worker that fetches them.
 //! - [`reply`]: the answers the edge gives itself; [`keys`]: every shared-data key name.
 //! - [`host`]: the host trait, counters, and the in-memory test host.
@@ -26,6 +28,7 @@ pub mod flags;
 pub mod host;
 pub mod keys;
 pub mod poller;
+pub mod recent;
 pub mod reply;
 pub mod route;
 pub mod siphash;

@@ -346,21 +346,104 @@ fn requests_inside_the_recheck_interval_read_no_flags() {
     assert_eq!(reply_of(&w.buy("dave", "phone")).0, 410);
 }
 
+/// A buy on another worker: its own `Edge` (own flags copy, ticket cache and recent pairs) over
+/// the same shared data.
+fn buy_with(edge: &Edge, host: &MemHost, uid: &str, sku: &str) -> Decision {
+    let auth = tk(uid);
+    let path = format!("/api/sales/{sku}/orders");
+    edge.on_request(host, &Request { method: "POST", path: &path, authorization: Some(&auth) })
+}
+
 #[test]
 fn burst_across_workers_passes_exactly_once() {
     let w = World::with_feed("", vec![sale("phone", false, 1)]);
-    let workers: Vec<MemHost> = (0..4).map(|_| w.worker()).collect();
+    let workers: Vec<(Edge, MemHost)> = (0..4).map(|_| (Edge::new(cfg("")), w.worker())).collect();
     let mut passes = 0;
-    for i in 0..20u64 {
-        let h = &workers[(i % 4) as usize];
-        h.now.set(START + i);
-        // Another writer touches the bucket between read and write now and then.
-        h.conflicts.set((i % 3) as u32);
-        if is_pass(&w.buy_on(h, "alice", "phone")) {
-            passes += 1;
+    for round in 0..2u64 {
+        for i in 0..20u64 {
+            let (edge, h) = &workers[(i % 4) as usize];
+            h.now.set(START + round * 5_000 + i * 3);
+            // Another writer touches the bucket between read and write now and then.
+            h.conflicts.set((i % 3) as u32);
+            if is_pass(&buy_with(edge, h, "alice", "phone")) {
+                passes += 1;
+            }
         }
     }
-    assert_eq!(passes, 1);
+    assert_eq!(passes, 2, "one per window, whichever worker each request lands on");
+}
+
+#[test]
+fn repeats_on_the_same_worker_are_refused_without_reading_shared_data() {
+    let w = World::with_feed("", vec![sale("phone", false, 2)]);
+    w.at(START);
+    let Decision::Forward(f) = w.buy("alice", "phone") else { panic!("passes") };
+    let (gets, sets) = w.host.calls.get();
+    for dt in 1..10 {
+        w.at(START + dt); // inside the 10 ms flags re-read, so no flags read either
+        assert_eq!(reply_of(&w.buy("alice", "phone")).1.outcome, Outcome::Throttled);
+    }
+    assert_eq!(w.host.calls.get(), (gets, sets), "no shared-data call for a repeat");
+    assert_eq!(w.host.counter(Counter::LocalRefusals), 9);
+    assert_eq!(w.host.decisions(Reason::Throttled), 9);
+    // Its answer, learned on this worker, is replayed from the same copy.
+    w.edge.on_response(&w.host, &f.learn.expect("learn"), Some("won"), Some("phone.5"));
+    let (gets, _) = w.host.calls.get();
+    w.at(START + 9);
+    let (_, a) = reply_of(&w.buy("alice", "phone"));
+    assert_eq!((a.outcome, a.order_id.as_deref()), (Outcome::AlreadyWon, Some("phone.5")));
+    assert_eq!(w.host.calls.get().0, gets);
+    // After the window the pair goes to shared data again, and passes.
+    w.at(START + 5_000);
+    assert!(is_pass(&w.buy("alice", "phone")));
+    assert!(w.host.calls.get().0 > gets);
+}
+
+#[test]
+fn another_workers_answer_is_replayed_within_the_recheck() {
+    let w = World::with_feed("", vec![sale("phone", false, 1)]);
+    let (b, bh) = (Edge::new(cfg("")), w.worker());
+    // Worker A passes alice; worker B sees the pending entry and refuses with 429.
+    w.at(START);
+    let Decision::Forward(f) = w.buy("alice", "phone") else { panic!("A passes") };
+    bh.now.set(START + 1);
+    assert_eq!(reply_of(&buy_with(&b, &bh, "alice", "phone")).1.outcome, Outcome::Throttled);
+    // A learns the win. B trusts its pending copy for PENDING_RECHECK_MS at most...
+    w.edge.on_response(&w.host, &f.learn.expect("learn"), Some("won"), Some("phone.9"));
+    bh.now.set(START + 1 + crate::recent::PENDING_RECHECK_MS - 1);
+    assert_eq!(reply_of(&buy_with(&b, &bh, "alice", "phone")).1.outcome, Outcome::Throttled);
+    // ...then reads shared data again and has the answer, which it keeps without re-reading.
+    bh.now.set(START + 1 + crate::recent::PENDING_RECHECK_MS);
+    let (_, a) = reply_of(&buy_with(&b, &bh, "alice", "phone"));
+    assert_eq!((a.outcome, a.order_id.as_deref()), (Outcome::AlreadyWon, Some("phone.9")));
+    let gets = bh.calls.get().0;
+    bh.now.set(START + 1 + crate::recent::PENDING_RECHECK_MS + 5);
+    assert_eq!(reply_of(&buy_with(&b, &bh, "alice", "phone")).1.outcome, Outcome::AlreadyWon);
+    assert_eq!(bh.calls.get().0, gets, "an answered copy is trusted");
+}
+
+#[test]
+fn an_overdue_answer_stops_the_rechecks() {
+    let w = World::with_feed(r#","window_ms":10000,"answer_timeout_ms":1000"#, vec![sale("phone", false, 2)]);
+    let (b, bh) = (Edge::new(cfg(r#","window_ms":10000,"answer_timeout_ms":1000"#)), w.worker());
+    w.at(START);
+    assert!(is_pass(&w.buy("alice", "phone"))); // its answer never comes (e.g. the stream was reset)
+    bh.now.set(START + 500);
+    assert_eq!(reply_of(&buy_with(&b, &bh, "alice", "phone")).1.outcome, Outcome::Throttled);
+    // Not overdue yet: the pending copy is trusted for PENDING_RECHECK_MS only.
+    bh.now.set(START + 500 + crate::recent::PENDING_RECHECK_MS);
+    assert_eq!(reply_of(&buy_with(&b, &bh, "alice", "phone")).1.outcome, Outcome::Throttled);
+    assert_eq!(bh.counter(Counter::LocalRefusals), 0);
+    // Overdue (answer_timeout_ms after the pass): no answer will come, so the copy is trusted to
+    // the window's end.
+    for t in [1_500, 1_600, 5_000, 9_999] {
+        bh.now.set(START + t);
+        assert_eq!(reply_of(&buy_with(&b, &bh, "alice", "phone")).1.outcome, Outcome::Throttled);
+    }
+    assert_eq!(bh.counter(Counter::LocalRefusals), 4);
+    // The window still ends on time: the next request goes to shared data and passes.
+    bh.now.set(START + 10_000);
+    assert!(is_pass(&buy_with(&b, &bh, "alice", "phone")));
 }
 
 #[test]

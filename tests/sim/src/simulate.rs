@@ -98,6 +98,9 @@ pub async fn simulate(opts: Options) -> Result<Report, SimError> {
     if opts.mode == Mode::Edge && !probe.wait_edge_knows(&base_url, starts_at, Duration::from_secs(5)).await {
         return Err(SimError::Setup(format!("the edge at {base_url} does not answer the status of `{}` itself after 5 s: is its flags feed working?", s.sale.sku)));
     }
+    // The edge's counts of those status checks reach Envoy on its next tick: let them land
+    // before the baseline is taken.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let before = probe.snapshot().await?;
     let run_id = run_id();
     tracing::info!(run_id, sku = %s.sale.sku, mode = ?opts.mode, "crowd starting");
@@ -109,8 +112,9 @@ pub async fn simulate(opts: Options) -> Result<Report, SimError> {
         progress: opts.progress,
     })
     .await?;
-    // Requests that timed out on our side may still be finishing in the stack.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Requests that timed out on our side may still be finishing in the stack, and the edge
+    // filter hands its counts to Envoy on each worker's tick (every poll interval, 100 ms).
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let after = probe.snapshot().await?;
     Ok(Report::build(s, opts.mode, &run_id, &crowd, &before, &after))
 }
