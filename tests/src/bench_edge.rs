@@ -10,9 +10,10 @@
 //!    pre-minted) and the load generator runs on one thread, so it takes as little CPU as it can.
 //! 2. **Memory**: 1,000,000 distinct uids through the filter with its default configuration (a
 //!    fresh Envoy), Envoy's `VmRSS` and admin `/memory` before, half-way and after, against the
-//!    filter's stated bound.
+//!    filter's stated bound. `edge-memory-10m` runs the same with 10,000,000 uids (ten times the
+//!    slots the default configuration has, so most of the run evicts) and a reading every million.
 //!
-//! Results go to `target/bench/edge.json`.
+//! Results go to `target/bench/edge.json` (`edge-memory-10m`: `target/bench/edge-memory-10m.json`).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -34,8 +35,12 @@ pub const ROUNDS: usize = 4;
 /// Distinct uids cycled by the "repeat" variants (each already passed once, so every measured
 /// request is refused: 429).
 pub const REPEAT_UIDS: usize = 1_000;
-/// Uids of the memory run.
+/// Uids of the memory run of `cargo xtask bench edge` (checkpoints every [`MEMORY_CHECKPOINT_EVERY`]).
 pub const MEMORY_UIDS: u64 = 1_000_000;
+pub const MEMORY_CHECKPOINT_EVERY: u64 = 500_000;
+/// Uids of `cargo xtask bench edge-memory-10m` (checkpoints every [`MEMORY_10M_CHECKPOINT_EVERY`]).
+pub const MEMORY_10M_UIDS: u64 = 10_000_000;
+pub const MEMORY_10M_CHECKPOINT_EVERY: u64 = 1_000_000;
 
 /// One load run on a thread of its own with a single-threaded runtime (the bench's own runtime
 /// stays free; the generator uses at most one core).
@@ -220,8 +225,40 @@ fn mem_json(m: &Memory) -> serde_json::Value {
     serde_json::json!({"rss_bytes": m.rss, "allocated_bytes": m.allocated, "heap_size_bytes": m.heap_size})
 }
 
-/// The memory part: 1,000,000 distinct uids through the filter's default configuration.
-pub async fn memory() -> anyhow::Result<serde_json::Value> {
+/// `500_000` → `"500k"`, `1_000_000` → `"1m"`, `10_000_000` → `"10m"`, `1_234` → `"1234"`.
+pub fn uid_label(n: u64) -> String {
+    if n >= 1_000_000 && n % 1_000_000 == 0 {
+        format!("{}m", n / 1_000_000)
+    } else if n >= 1_000 && n % 1_000 == 0 {
+        format!("{}k", n / 1_000)
+    } else {
+        n.to_string()
+    }
+}
+
+/// Envoy's memory after some number of distinct uids.
+#[derive(Debug, Clone, Copy)]
+pub struct Checkpoint {
+    /// Distinct uids sent so far (after the warm-up).
+    pub uids: u64,
+    pub memory: Memory,
+    /// Seconds since the first measured uid.
+    pub seconds: f64,
+}
+
+/// The time allowed for each chunk of uids between two checkpoints (the run fails past it).
+pub const CHUNK_LIMIT: Duration = Duration::from_secs(240);
+/// Largest chunk [`CHUNK_LIMIT`] is meant for: more uids between two checkpoints are refused.
+pub const MAX_CHUNK_UIDS: u64 = 1_000_000;
+
+/// The memory part: `uids` distinct uids through the filter's default configuration (a fresh
+/// Envoy), Envoy's memory read before and every `checkpoint_every` uids. Growth from "before" to
+/// every checkpoint must stay within the filter's stated slots bound for `within_bound` to be true.
+/// `cargo xtask bench edge` runs 1,000,000 uids (checkpoints at 500k and 1M); `edge-memory-10m`
+/// runs 10,000,000 (a checkpoint every 1M).
+pub async fn memory(uids: u64, checkpoint_every: u64) -> anyhow::Result<serde_json::Value> {
+    anyhow::ensure!(uids > 0 && checkpoint_every > 0, "uids ({uids}) and checkpoint_every ({checkpoint_every}) must be positive");
+    anyhow::ensure!(checkpoint_every <= MAX_CHUNK_UIDS, "checkpoints at most every {MAX_CHUNK_UIDS} uids (each chunk has {CHUNK_LIMIT:?})");
     let (bin, wasm) = (envoy_bin().map_err(anyhow::Error::msg)?, filter_wasm().map_err(anyhow::Error::msg)?);
     let feed = FeedServer::start().await?;
     let config = dev_filter_config(TICKET_SECRET, EDGE_KEY, &[]);
@@ -229,44 +266,128 @@ pub async fn memory() -> anyhow::Result<serde_json::Value> {
     let bound = slots_bound_bytes(buckets, slots);
     let envoy = BenchEnvoy::start(&bin, &wasm, &config, feed.addr, "bench-edge-memory").map_err(anyhow::Error::msg)?;
     anyhow::ensure!(envoy.wait_for_feed(Duration::from_secs(20)), "the filter never loaded the bench feed; see {}", envoy.dir.display());
-    println!("edge memory: {MEMORY_UIDS} distinct uids through the filter (default config: {buckets} buckets x {slots} slots), fresh Envoy");
+    println!(
+        "edge memory: {uids} distinct uids through the filter (default config: {buckets} buckets x {slots} slots), fresh Envoy, checkpoint every {checkpoint_every} uids ({CHUNK_LIMIT:?} allowed per chunk)"
+    );
     // Warm the connections and code paths with a few uids first, so "before" is Envoy at work.
     let warm = fresh_uids(envoy.filter, "w", 0, 5_000, CONNECTIONS, Duration::from_secs(60)).await;
     anyhow::ensure!(warm.status(200) == 5_000, "warm-up: {:?}", warm.statuses);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = envoy.memory();
     let started = Instant::now();
-    let half = MEMORY_UIDS / 2;
-    let a = fresh_uids(envoy.filter, "m", 0, half, CONNECTIONS, Duration::from_secs(240)).await;
-    let mid = envoy.memory();
-    let b = fresh_uids(envoy.filter, "m", half, MEMORY_UIDS - half, CONNECTIONS, Duration::from_secs(240)).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let after = envoy.memory();
+    let mut checkpoints: Vec<Checkpoint> = Vec::new();
+    let mut sent = 0u64;
+    while sent < uids {
+        let chunk = checkpoint_every.min(uids - sent);
+        let chunk_started = Instant::now();
+        let r = fresh_uids(envoy.filter, "m", sent, chunk, CONNECTIONS, CHUNK_LIMIT).await;
+        anyhow::ensure!(
+            r.status(200) == chunk,
+            "uids {sent}..{}: only {} of {chunk} went through in {:.0} s (statuses {:?}, connection errors {})",
+            sent + chunk,
+            r.status(200),
+            chunk_started.elapsed().as_secs_f64(),
+            r.statuses,
+            r.errors
+        );
+        sent += chunk;
+        if sent == uids {
+            // Let the last requests' buffers go back before the final reading, as "before" had.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let c = Checkpoint { uids: sent, memory: envoy.memory(), seconds: started.elapsed().as_secs_f64() };
+        println!(
+            "  {:>6} uids after {:>4.0} s: VmRSS {} ({:+.2} MiB), allocated {} ({:+.2} MiB)",
+            uid_label(sent),
+            c.seconds,
+            mib(c.memory.rss),
+            signed_mib(before.rss, c.memory.rss),
+            mib(c.memory.allocated),
+            signed_mib(before.allocated, c.memory.allocated)
+        );
+        checkpoints.push(c);
+    }
     let secs = started.elapsed().as_secs_f64();
-    let passed = a.status(200) + b.status(200);
-    anyhow::ensure!(passed == MEMORY_UIDS, "only {passed} of {MEMORY_UIDS} uids went through (statuses {:?} / {:?}, errors {})", a.statuses, b.statuses, a.errors + b.errors);
     let evictions = envoy.stat("wasmcustom.seckill_edge_evictions").unwrap_or(0);
     let grew = |x: u64, y: u64| y.saturating_sub(x);
-    println!("  sent {MEMORY_UIDS} uids in {secs:.0} s ({:.0}/s); slot evictions: {evictions}", MEMORY_UIDS as f64 / secs);
+    let after = checkpoints.last().map(|c| c.memory).unwrap_or(before);
+    println!("  sent {uids} uids in {secs:.0} s ({:.0}/s); slot evictions: {evictions}", uids as f64 / secs);
     println!("  stated bound (slots, whole process): {buckets} x (4 + 25 x {slots} + {}) = {} ({bound} B)", crate::edge_bench::KEY_OVERHEAD_BYTES, mib(bound));
-    println!("  {:<28} {:>12} {:>12} {:>12}", "", "before", "500k uids", "1M uids");
-    println!("  {:<28} {:>12} {:>12} {:>12}", "VmRSS", mib(before.rss), mib(mid.rss), mib(after.rss));
-    println!("  {:<28} {:>12} {:>12} {:>12}", "admin /memory allocated", mib(before.allocated), mib(mid.allocated), mib(after.allocated));
-    println!("  {:<28} {:>12} {:>12} {:>12}", "admin /memory heap_size", mib(before.heap_size), mib(mid.heap_size), mib(after.heap_size));
+    println!("  {:<12} {:>12} {:>12} {:>12} {:>14} {:>14}", "uids", "VmRSS", "allocated", "heap_size", "RSS growth", "alloc. growth");
+    println!("  {:<12} {:>12} {:>12} {:>12} {:>14} {:>14}", "before", mib(before.rss), mib(before.allocated), mib(before.heap_size), "", "");
+    for c in &checkpoints {
+        println!(
+            "  {:<12} {:>12} {:>12} {:>12} {:>14} {:>14}",
+            uid_label(c.uids),
+            mib(c.memory.rss),
+            mib(c.memory.allocated),
+            mib(c.memory.heap_size),
+            format!("{:+.2} MiB", signed_mib(before.rss, c.memory.rss)),
+            format!("{:+.2} MiB", signed_mib(before.allocated, c.memory.allocated))
+        );
+    }
+    // The largest growth seen at any checkpoint, not only the last one, must be within the bound.
+    let peak_rss_growth = checkpoints.iter().map(|c| grew(before.rss, c.memory.rss)).max().unwrap_or(0);
+    let peak_allocated_growth = checkpoints.iter().map(|c| grew(before.allocated, c.memory.allocated)).max().unwrap_or(0);
+    let first = checkpoints.first().map(|c| c.memory).unwrap_or(before);
     println!(
-        "  growth over 1M uids: RSS +{}, allocated +{} (bound {}); second 500k: RSS +{}, allocated +{}",
+        "  growth over {} uids: RSS +{}, allocated +{} (bound {}); largest at any checkpoint: RSS +{}, allocated +{}; from the first checkpoint ({}) to the last: RSS {:+.2} MiB, allocated {:+.2} MiB",
+        uid_label(uids),
         mib(grew(before.rss, after.rss)),
         mib(grew(before.allocated, after.allocated)),
         mib(bound),
-        mib(grew(mid.rss, after.rss)),
-        mib(grew(mid.allocated, after.allocated))
+        mib(peak_rss_growth),
+        mib(peak_allocated_growth),
+        uid_label(checkpoints.first().map(|c| c.uids).unwrap_or(0)),
+        signed_mib(first.rss, after.rss),
+        signed_mib(first.allocated, after.allocated)
     );
-    let within = grew(before.rss, after.rss) <= bound && grew(before.allocated, after.allocated) <= bound;
-    println!("  within the bound: {}", if within { "yes" } else { "NO" });
-    Ok(serde_json::json!({
-        "uids": MEMORY_UIDS, "buckets": buckets, "slots_per_bucket": slots, "bound_bytes": bound,
-        "before": mem_json(&before), "after_500k": mem_json(&mid), "after_1m": mem_json(&after),
+    let within = peak_rss_growth <= bound && peak_allocated_growth <= bound;
+    println!("  within the bound at every checkpoint: {}", if within { "yes" } else { "NO" });
+    let mut out = serde_json::json!({
+        "uids": uids, "checkpoint_every": checkpoint_every, "buckets": buckets, "slots_per_bucket": slots, "bound_bytes": bound,
+        "before": mem_json(&before),
+        "checkpoints": checkpoints.iter().map(|c| {
+            let mut m = mem_json(&c.memory);
+            m["uids"] = c.uids.into();
+            m["seconds"] = c.seconds.into();
+            m["rss_growth_bytes"] = (c.memory.rss as i64 - before.rss as i64).into();
+            m["allocated_growth_bytes"] = (c.memory.allocated as i64 - before.allocated as i64).into();
+            m
+        }).collect::<Vec<_>>(),
         "rss_growth_bytes": grew(before.rss, after.rss), "allocated_growth_bytes": grew(before.allocated, after.allocated),
+        "peak_rss_growth_bytes": peak_rss_growth, "peak_allocated_growth_bytes": peak_allocated_growth,
         "within_bound": within, "evictions": evictions, "seconds": secs,
-    }))
+    });
+    // The keys earlier runs wrote (`after_500k`, `after_1m`, ...), one per checkpoint.
+    for c in &checkpoints {
+        out[format!("after_{}", uid_label(c.uids))] = mem_json(&c.memory);
+    }
+    Ok(out)
+}
+
+/// `after - before` in MiB, negative when memory went back.
+fn signed_mib(before: u64, after: u64) -> f64 {
+    (after as f64 - before as f64) / (1024.0 * 1024.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uid_labels() {
+        assert_eq!(uid_label(500_000), "500k");
+        assert_eq!(uid_label(1_000_000), "1m");
+        assert_eq!(uid_label(10_000_000), "10m");
+        assert_eq!(uid_label(1_500_000), "1500k");
+        assert_eq!(uid_label(1_234), "1234");
+        assert_eq!(uid_label(0), "0");
+    }
+
+    #[test]
+    fn signed_growth() {
+        assert_eq!(signed_mib(1 << 20, 3 << 20), 2.0);
+        assert_eq!(signed_mib(3 << 20, 1 << 20), -2.0);
+    }
 }

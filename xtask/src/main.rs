@@ -10,6 +10,7 @@
 //! - `test`: setup, build, then every test.
 //! - `bench [origin|edge|e2e|all]`: benchmarks printing ratios measured side by side in one run
 //!   (`e2e`: the simulator's crowd through the edge against the same crowd straight at the origin).
+//!   `edge-memory-10m`: 10,000,000 distinct uids through the edge against the filter's memory bound.
 //! - `fuzz [--seconds N] [TARGET...]`: the cargo-fuzz targets, bounded in time.
 //! - `demo [--keep]`: setup, build, up, then `seckill-sim` (a demo sale, a crowd with bots, the
 //!   funnel report).
@@ -48,7 +49,8 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Run benchmarks: origin, edge, e2e, or all. Results also go to target/bench/.
+    /// Run benchmarks: origin, edge, e2e, or all (also edge-throughput, edge-memory,
+    /// edge-memory-10m). Results also go to target/bench/.
     Bench {
         #[arg(default_value = "all")]
         what: String,

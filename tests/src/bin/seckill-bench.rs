@@ -8,7 +8,8 @@
 //! - `edge`: requests/s through one Envoy without a filter, with the native per-uid
 //!   `local_ratelimit`, and with the seckill filter (passing and throttling), as ratios; then the
 //!   memory of 1,000,000 distinct uids against the filter's bound (`seckill_tests::bench_edge`).
-//!   `edge-throughput` and `edge-memory` run one part.
+//!   `edge-throughput` and `edge-memory` run one part; `edge-memory-10m` runs the memory part with
+//!   10,000,000 uids and a reading every million (`target/bench/edge-memory-10m.json`).
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -162,9 +163,20 @@ async fn bench_edge(throughput: bool, memory: bool) -> anyhow::Result<()> {
         r.insert("throughput".into(), seckill_tests::bench_edge::throughput().await?);
     }
     if memory {
-        r.insert("memory_1m_uids".into(), seckill_tests::bench_edge::memory().await?);
+        use seckill_tests::bench_edge::{MEMORY_CHECKPOINT_EVERY, MEMORY_UIDS};
+        r.insert("memory_1m_uids".into(), seckill_tests::bench_edge::memory(MEMORY_UIDS, MEMORY_CHECKPOINT_EVERY).await?);
     }
     write_result("edge", &serde_json::Value::Object(r));
+    Ok(())
+}
+
+/// 10,000,000 distinct uids through the edge, a reading every million; fails when Envoy's memory
+/// grew past the filter's stated bound at any reading.
+async fn bench_edge_memory_10m() -> anyhow::Result<()> {
+    use seckill_tests::bench_edge::{MEMORY_10M_CHECKPOINT_EVERY, MEMORY_10M_UIDS};
+    let r = seckill_tests::bench_edge::memory(MEMORY_10M_UIDS, MEMORY_10M_CHECKPOINT_EVERY).await?;
+    write_result("edge-memory-10m", &r);
+    anyhow::ensure!(r["within_bound"] == serde_json::Value::Bool(true), "Envoy's memory grew past the filter's stated bound (see above)");
     Ok(())
 }
 
@@ -176,6 +188,7 @@ async fn main() -> std::process::ExitCode {
         "edge" => bench_edge(true, true).await,
         "edge-throughput" => bench_edge(true, false).await,
         "edge-memory" => bench_edge(false, true).await,
+        "edge-memory-10m" => bench_edge_memory_10m().await,
         "all" => match bench_origin().await {
             Ok(()) => bench_edge(true, true).await,
             Err(e) => Err(e),
@@ -184,7 +197,7 @@ async fn main() -> std::process::ExitCode {
             eprintln!("the crowd simulator is not built yet (issue: flash-sale simulator)");
             Ok(())
         }
-        other => Err(anyhow::anyhow!("unknown benchmark `{other}`: expected origin, edge or all")),
+        other => Err(anyhow::anyhow!("unknown benchmark `{other}`: expected origin, edge, edge-throughput, edge-memory, edge-memory-10m or all")),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
