@@ -227,9 +227,9 @@ fn mem_json(m: &Memory) -> serde_json::Value {
 
 /// `500_000` → `"500k"`, `1_000_000` → `"1m"`, `10_000_000` → `"10m"`, `1_234` → `"1234"`.
 pub fn uid_label(n: u64) -> String {
-    if n >= 1_000_000 && n % 1_000_000 == 0 {
+    if n >= 1_000_000 && n.is_multiple_of(1_000_000) {
         format!("{}m", n / 1_000_000)
-    } else if n >= 1_000 && n % 1_000 == 0 {
+    } else if n >= 1_000 && n.is_multiple_of(1_000) {
         format!("{}k", n / 1_000)
     } else {
         n.to_string()

@@ -20,6 +20,7 @@ pub mod inproc;
 pub mod load;
 pub mod raw_http;
 pub mod rig;
+pub mod soak;
 pub mod stack_rig;
 
 pub use seckill_stack::{net, now_ms, origin_proc, paths, redis_proc};

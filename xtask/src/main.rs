@@ -11,6 +11,9 @@
 //! - `bench [origin|edge|e2e|all]`: benchmarks printing ratios measured side by side in one run
 //!   (`e2e`: the simulator's crowd through the edge against the same crowd straight at the origin).
 //!   `edge-memory-10m`: 10,000,000 distinct uids through the edge against the filter's memory bound.
+//! - `soak [--minutes N]`: the whole stack under a steady crowd whose data stays bounded for N
+//!   minutes (default 10), the memory of Envoy, the origin and Redis sampled every 10 s; fails when
+//!   a process's memory keeps growing (`seckill_tests::soak`, `target/bench/soak.json`).
 //! - `fuzz [--seconds N] [TARGET...]`: the cargo-fuzz targets, bounded in time.
 //! - `demo [--keep]`: setup, build, up, then `seckill-sim` (a demo sale, a crowd with bots, the
 //!   funnel report).
@@ -54,6 +57,12 @@ enum Cmd {
     Bench {
         #[arg(default_value = "all")]
         what: String,
+    },
+    /// Run the whole stack under a steady crowd for N minutes and fail if memory keeps growing.
+    /// Results also go to target/bench/soak.json.
+    Soak {
+        #[arg(long, default_value_t = 10)]
+        minutes: u64,
     },
     /// Fuzz the parsers and encodings (cargo-fuzz, nightly) for a bounded time per target.
     Fuzz {
@@ -128,6 +137,13 @@ fn bench(what: &str) -> Result<(), String> {
     Ok(())
 }
 
+fn soak(minutes: u64) -> Result<(), String> {
+    setup::setup()?;
+    build()?;
+    let envoy = setup::envoy_path()?;
+    run(cargo().args(["run", "--quiet", "--release", "-p", "seckill-tests", "--bin", "seckill-bench", "--", "soak", &minutes.to_string()]).env("ENVOY_BIN", &envoy))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -137,6 +153,7 @@ fn main() -> ExitCode {
         Cmd::Down => stack::down(),
         Cmd::Test { args } => test(&args),
         Cmd::Bench { what } => bench(&what),
+        Cmd::Soak { minutes } => soak(minutes),
         Cmd::Fuzz { seconds, targets } => fuzz::fuzz(seconds, &targets),
         Cmd::Demo { keep, up } => stack::demo(keep, &up),
     };

@@ -10,6 +10,9 @@
 //!   memory of 1,000,000 distinct uids against the filter's bound (`seckill_tests::bench_edge`).
 //!   `edge-throughput` and `edge-memory` run one part; `edge-memory-10m` runs the memory part with
 //!   10,000,000 uids and a reading every million (`target/bench/edge-memory-10m.json`).
+//! - `soak [minutes]` (`cargo xtask soak`): the whole stack under a steady crowd whose data stays
+//!   bounded, the memory of Envoy, the origin and Redis sampled every 10 s and its trend checked
+//!   (`seckill_tests::soak`, `target/bench/soak.json`).
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -180,6 +183,18 @@ async fn bench_edge_memory_10m() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `soak [minutes]`: the whole stack under a steady, bounded crowd; fails when memory keeps growing.
+async fn soak(minutes: Option<String>) -> anyhow::Result<()> {
+    let minutes = match minutes {
+        None => seckill_tests::soak::DEFAULT_MINUTES,
+        Some(m) => m.parse::<u64>().map_err(|_| anyhow::anyhow!("soak: minutes must be a whole number, got `{m}`"))?,
+    };
+    let settings = seckill_tests::soak::SoakSettings::for_minutes(minutes)?;
+    let report = seckill_tests::soak::run(&settings).await?;
+    write_result("soak", &report.to_json(&settings));
+    report.verdict()
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let what = std::env::args().nth(1).unwrap_or_else(|| "all".into());
@@ -189,6 +204,7 @@ async fn main() -> std::process::ExitCode {
         "edge-throughput" => bench_edge(true, false).await,
         "edge-memory" => bench_edge(false, true).await,
         "edge-memory-10m" => bench_edge_memory_10m().await,
+        "soak" => soak(std::env::args().nth(2)).await,
         "all" => match bench_origin().await {
             Ok(()) => bench_edge(true, true).await,
             Err(e) => Err(e),
@@ -197,7 +213,7 @@ async fn main() -> std::process::ExitCode {
             eprintln!("the crowd simulator is not built yet (issue: flash-sale simulator)");
             Ok(())
         }
-        other => Err(anyhow::anyhow!("unknown benchmark `{other}`: expected origin, edge, edge-throughput, edge-memory, edge-memory-10m or all")),
+        other => Err(anyhow::anyhow!("unknown benchmark `{other}`: expected origin, edge, edge-throughput, edge-memory, edge-memory-10m, soak or all")),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
