@@ -241,6 +241,7 @@ impl RootContext for Root {
     fn on_tick(&mut self) {
         let (Some(worker), Some(poller)) = (self.worker.as_ref(), self.poller.as_mut()) else { return };
         worker.host.flush_counts();
+        worker.edge.on_tick(&worker.host);
         worker.edge.refresh_flags(&worker.host);
         let Ok(now) = worker.host.now_ms() else {
             worker.host.count(Counter::HostErrors);

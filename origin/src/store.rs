@@ -352,7 +352,7 @@ impl Store {
         for sku in skus {
             pipe.cmd("HMGET")
                 .arg(SkuKeys::new(sku).sale)
-                .arg(&["starts_at", "ends_at", "flag_manual", "flag_auto", "per_user_limit", "version"]);
+                .arg(&["starts_at", "ends_at", "flag_manual", "flag_auto", "per_user_limit", "version", "seq", "stock_left"]);
         }
         let mut c = self.conn.clone();
         let rows: Vec<Vec<Option<String>>> = self.bounded(self.admin_timeout, pipe.query_async(&mut c)).await?;
@@ -369,8 +369,11 @@ impl Store {
                         ends_at: parse_u64(&g(1)),
                         sold_out: g(2).as_deref() == Some("1") || g(3).as_deref() == Some("1"),
                         per_user_limit: parse_u64(&g(4)) as u32,
+                        stock_left: g(7).as_deref().and_then(|v| v.parse::<i64>().ok()).map(|n| n.max(0) as u64),
                     },
-                    version: parse_u64(&g(5)),
+                    // Flag changes bump `version`; every sale bumps `seq` (never reused), so the
+                    // feed's version also moves when stock is taken and the edge re-reads stock_left.
+                    version: parse_u64(&g(5)) + parse_u64(&g(6)),
                 }
             })
             .collect())

@@ -439,3 +439,41 @@ fn memory_stays_within_the_stated_bound_for_200k_distinct_uids() {
     drop(envoy);
     drop(feed);
 }
+
+/// The admission budget through real Envoy and the real origin: with Redis paused (every buy the
+/// origin takes stays in flight for its 300 ms Redis timeout), a burst of 30 distinct uids for 4
+/// units reaches the origin at most with each worker's share of the 4; the rest are held at the
+/// edge (`429 throttled`, nothing recorded), and buying works again once the answers are back.
+#[test]
+fn the_admission_budget_sends_the_origin_no_more_buys_than_units_left() {
+    let rig = rig("budget", &[]);
+    rig.create_sale("few", &SaleSpec::open(4));
+    rig.wait_edge_knows("few");
+    std::thread::sleep(Duration::from_millis(300)); // every worker's tick has read the worker count
+    let origin_before = rig.origin_buys();
+    let edge = rig.edge();
+    rig.redis.pause();
+    let answers: Vec<Resp> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..30)
+            .map(|i| {
+                s.spawn(move || {
+                    let t = ticket(&format!("burst{i}"));
+                    http(edge, "POST", "/api/sales/few/orders", &[("authorization", &t)], "").expect("edge answers")
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("thread")).collect()
+    });
+    rig.redis.resume();
+    let passed = answers.iter().filter(|r| r.by() == "origin").count() as u64;
+    let held = answers.iter().filter(|r| r.status == 429 && r.by() == "edge").count() as u64;
+    assert_eq!(passed + held, 30, "every answer is the origin's or an edge hold: {answers:?}");
+    assert!((1..=4 + 2).contains(&passed), "{passed} buys reached the origin for 4 units (each worker's share rounds up)");
+    assert!(answers.iter().filter(|r| r.by() == "edge").all(|r| r.outcome() == "throttled" && r.header("retry-after") == Some("1")));
+    assert_eq!(rig.origin_buys() - origin_before, passed, "the origin counted exactly what the edge passed");
+    // The held uids used no window: once the answers are back they buy at once.
+    std::thread::sleep(Duration::from_millis(400));
+    let r = answers.iter().position(|r| r.by() == "edge").map(|i| rig.buy(&format!("burst{i}"), "few")).expect("one was held");
+    expect(&r, 201, "won", "origin");
+    assert!(rig.envoy_stat("wasmcustom.seckill_edge_at_capacity").unwrap_or(0) >= held);
+}

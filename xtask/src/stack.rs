@@ -244,7 +244,9 @@ pub fn up(args: &UpArgs) -> Result<(), String> {
         admin_port: args.admin_port,
         origin: origin_addr,
         filter_wasm: paths::filter_wasm(),
-        filter_config: dev_filter_config(&secret("SECKILL_TICKET_SECRET", "dev-ticket-secret"), &secret("SECKILL_EDGE_KEY", "dev-edge-key"), &[]),
+        // The stack runs the start lottery (edge-filter/README.md): clicks in a sale's first
+        // second are served in drawn order over the next second, not by reaction time.
+        filter_config: dev_filter_config(&secret("SECKILL_TICKET_SECRET", "dev-ticket-secret"), &secret("SECKILL_EDGE_KEY", "dev-edge-key"), &[("start_lottery_ms", "1000")]),
         site_dir: site_dir(),
     };
     let envoy = EnvoyProc::start(&envoy_bin, &settings, &dir, args.concurrency)?;

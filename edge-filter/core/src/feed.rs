@@ -27,6 +27,11 @@ pub struct SaleFlags {
     pub sold_out: bool,
     /// Orders one uid may hold for this sku (the edge dedups winners only when this is 1).
     pub per_user_limit: u32,
+    /// Units left when the feed was taken. Only in the edge's feed (never shown to shoppers):
+    /// the edge passes no more buys than this at once (see the edge filter's admission budget).
+    /// Absent from older origins: no budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stock_left: Option<u64>,
 }
 
 impl SaleFlags {
@@ -50,7 +55,7 @@ mod tests {
         let f = FlagsFeed {
             version: 7,
             server_time: 1000,
-            sales: vec![SaleFlags { sku: "a".into(), starts_at: 10, ends_at: 20, sold_out: true, per_user_limit: 1 }],
+            sales: vec![SaleFlags { sku: "a".into(), starts_at: 10, ends_at: 20, sold_out: true, per_user_limit: 1, stock_left: None }],
         };
         let j = serde_json::to_string(&f).unwrap();
         assert_eq!(serde_json::from_str::<FlagsFeed>(&j).unwrap(), f);

@@ -35,6 +35,10 @@ fn default_poll_timeout_ms() -> u64 {
 fn default_flags_stale_ms() -> u64 {
     3_000
 }
+fn default_start_lottery_ms() -> u64 {
+    0
+}
+
 fn default_answer_timeout_ms() -> u64 {
     5_000
 }
@@ -75,6 +79,13 @@ pub struct Config {
     /// Buys this long before `starts_at` go to the origin instead of `not_started` (clock skew).
     #[serde(default = "default_start_grace_ms")]
     pub start_grace_ms: u64,
+    /// The start lottery (0 = off): a uid's first buy in the first `start_lottery_ms` of a sale
+    /// (or in the start grace) is not passed but told to come back at a moment drawn for that
+    /// (uid, sku) from `[starts_at + L, starts_at + 2L)`, so whoever clicked during the first L ms
+    /// is served in random order rather than by reaction time. Needs `2 L + start_grace_ms ≤
+    /// window_ms`.
+    #[serde(default = "default_start_lottery_ms")]
+    pub start_lottery_ms: u64,
     /// How often the feed is polled (also the tick period of every worker).
     #[serde(default = "default_poll_interval_ms")]
     pub poll_interval_ms: u64,
@@ -187,6 +198,13 @@ impl Config {
         check_range("flags_stale_ms", self.flags_stale_ms, self.poll_interval_ms, 86_400_000)
             .map_err(|_| invalid("flags_stale_ms", format!("must be at least poll_interval_ms ({}) and at most 86400000", self.poll_interval_ms)))?;
         check_range("answer_timeout_ms", self.answer_timeout_ms, 1, 600_000)?;
+        check_range("start_lottery_ms", self.start_lottery_ms, 0, 60_000)?;
+        if self.start_lottery_ms > 0 && 2 * self.start_lottery_ms + self.start_grace_ms > self.window_ms {
+            return Err(invalid(
+                "start_lottery_ms",
+                format!("2 × start_lottery_ms + start_grace_ms must not exceed window_ms ({}): a held uid's turn must fall inside its window", self.window_ms),
+            ));
+        }
         check_range("winner_ttl_ms", self.winner_ttl_ms, 0, 86_400_000)?;
         check_range("buckets", u64::from(self.buckets), 1, u64::from(MAX_BUCKETS))?;
         check_range("slots_per_bucket", u64::from(self.slots_per_bucket), 1, u64::from(MAX_SLOTS_PER_BUCKET))?;
@@ -221,6 +239,7 @@ mod tests {
         assert_eq!(c.slots_per_bucket, 16);
         assert_eq!(c.cas_retries, 8);
         assert_eq!(c.answer_timeout_ms, 5_000);
+        assert_eq!(c.start_lottery_ms, 0);
         assert_eq!(c.lease_ms(), 500);
     }
 
@@ -237,6 +256,7 @@ mod tests {
             (r#"{"ticket_secrets":["s"],"edge_key":"k","slots_per_bucket":65}"#, "slots_per_bucket"),
             (r#"{"ticket_secrets":["s"],"edge_key":"k","cas_retries":0}"#, "cas_retries"),
             (r#"{"ticket_secrets":["s"],"edge_key":"k","answer_timeout_ms":0}"#, "answer_timeout_ms"),
+            (r#"{"ticket_secrets":["s"],"edge_key":"k","start_lottery_ms":2500}"#, "start_lottery_ms"),
             (r#"{"ticket_secrets":["s"],"edge_key":"k","poll_interval_ms":1}"#, "poll_interval_ms"),
             (r#"{"ticket_secrets":["s"],"edge_key":"k","flags_stale_ms":50}"#, "flags_stale_ms"),
             (r#"{"ticket_secrets":["s"],"edge_key":"k","feed_path":"edge"}"#, "feed_path"),

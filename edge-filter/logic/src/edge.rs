@@ -9,7 +9,11 @@
 //! 3. dedup: a uid the edge saw win gets `already_won` (only where `per_user_limit == 1`);
 //! 4. throttle: one request per (uid, sku) per window reaches the origin; repeats get the last
 //!    final answer replayed, else `429 throttled`;
-//! 5. otherwise pass on with `x-seckill-uid` and `x-seckill-edge-key`.
+//! 5. the start lottery (when configured): a first buy in the sale's first `start_lottery_ms` is
+//!    told to come back at its drawn moment (`429 throttled`, recorded in its slot);
+//! 6. the admission budget: enough buys in flight for the units left → `429 throttled` (nothing
+//!    recorded);
+//! 7. otherwise pass on with `x-seckill-uid` and `x-seckill-edge-key`.
 //!
 //! Any failing host call or exhausted CAS loop degrades to step 5 (with a counter): the origin
 //! enforces every rule itself, the edge only saves it work.
@@ -21,6 +25,7 @@ use seckill_core::throttle::{decide, ThrottleDecision};
 use seckill_core::ticket::{self, TicketError, Verifier};
 use seckill_core::{headers, is_valid_id, BuyAnswer, Outcome, SaleState, SaleStatus};
 
+use crate::admission::{Admission, AT_CAPACITY_RETRY_MS};
 use crate::config::Config;
 use crate::flags::{mark_sold_out, FlagsCache, Lookup};
 use crate::host::{update, Counter, Host, Reason};
@@ -45,6 +50,8 @@ pub struct Learn {
     pub sku: String,
     pub uid: String,
     pub passed_at_ms: u64,
+    /// The sale's start, when the flags knew it (a `not_started` answer ends the window there).
+    pub starts_at: Option<u64>,
 }
 
 /// Let the request through to the origin.
@@ -75,6 +82,10 @@ impl Decision {
 /// What the slot step decided.
 enum Verdict {
     Pass(Upsert),
+    /// Start lottery: come back at this time (recorded in the slot).
+    Hold(u64),
+    /// Admission budget full (nothing recorded).
+    AtCapacity,
     Dedup(u64),
     Replay(Outcome, u64),
     Throttle(u64),
@@ -95,6 +106,7 @@ pub struct Edge {
     tickets: TicketCache,
     hasher: SlotHasher,
     recent: RecentPairs,
+    admission: Admission,
     flags: RefCell<FlagsCache>,
     /// When this worker last read the flags' metadata (Envoy clock, Unix ms).
     flags_read_at: std::cell::Cell<Option<u64>>,
@@ -114,7 +126,7 @@ impl Edge {
         let hasher = SlotHasher::new(cfg.edge_key.as_bytes());
         let verifier = Verifier::new(&cfg.ticket_secrets);
         let tickets = TicketCache::new(cfg.edge_key.as_bytes());
-        Edge { cfg, verifier, tickets, hasher, recent: RecentPairs::default(), flags: RefCell::new(FlagsCache::default()), flags_read_at: std::cell::Cell::new(None) }
+        Edge { cfg, verifier, tickets, hasher, recent: RecentPairs::default(), admission: Admission::default(), flags: RefCell::new(FlagsCache::default()), flags_read_at: std::cell::Cell::new(None) }
     }
 
     pub fn config(&self) -> &Config {
@@ -129,6 +141,23 @@ impl Edge {
                 host.count(Counter::HostErrors);
             }
         }
+    }
+
+    /// Work done on every tick: learn how many workers share the admission budget.
+    pub fn on_tick<H: Host + ?Sized>(&self, host: &H) {
+        match host.get_shared(crate::keys::WORKERS) {
+            Ok(shared) => {
+                if let Some(n) = shared.value.as_deref().and_then(|v| v.get(..8)).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes) {
+                    self.admission.set_workers(n);
+                }
+            }
+            Err(_) => host.count(Counter::HostErrors),
+        }
+    }
+
+    /// The admission budget (tests, diagnostics).
+    pub fn admission(&self) -> &Admission {
+        &self.admission
     }
 
     /// Forget when the flags were last read, so the next request re-reads them (after this
@@ -265,6 +294,15 @@ impl Edge {
                 ThrottleDecision::Pass => None,
             }
         };
+        // 5. the start lottery: a first buy early in the sale waits for its drawn moment.
+        let hold_until = known.as_ref().filter(|_| cfg.start_lottery_ms > 0).and_then(|f| {
+            let lottery_end = f.starts_at.saturating_add(cfg.start_lottery_ms);
+            (now < lottery_end).then(|| lottery_end + slot.fp % cfg.start_lottery_ms)
+        });
+        // 6. the admission budget (checked before the slot is written: a buy held back here has
+        // not used its window).
+        let stock_left = known.as_ref().and_then(|f| f.stock_left);
+        let admitted = hold_until.is_some() || self.admission.allows(sku, stock_left, now, cfg.answer_timeout_ms);
         let local = self.recent.get(slot, now, cfg.answer_timeout_ms).and_then(|e| refusal(&e));
         let verdict = match local {
             Some(v) => {
@@ -280,13 +318,25 @@ impl Edge {
                             return (None, (v, e));
                         }
                     }
-                    let entry = Entry::new(slot.fp, now);
+                    if !admitted {
+                        return (None, (Verdict::AtCapacity, Entry::new(slot.fp, 0)));
+                    }
+                    // A held uid's window is opened so that it ends at its drawn moment.
+                    let (entry, verdict_of) = match hold_until {
+                        Some(at) => (Entry::new(slot.fp, at.saturating_sub(cfg.window_ms)), Some(at)),
+                        None => (Entry::new(slot.fp, now), None),
+                    };
                     let up = bucket.upsert(entry, cfg.slots_per_bucket as usize, now, cfg.window_ms, cfg.winner_ttl_ms);
-                    (Some(bucket.encode_fixed(cfg.slots_per_bucket as usize)), (Verdict::Pass(up), entry))
+                    let v = match verdict_of {
+                        Some(at) => Verdict::Hold(at),
+                        None => Verdict::Pass(up),
+                    };
+                    (Some(bucket.encode_fixed(cfg.slots_per_bucket as usize)), (v, entry))
                 });
                 match shared {
+                    Ok((Verdict::AtCapacity, _)) => Ok(Verdict::AtCapacity),
                     Ok((v, entry)) => {
-                        self.recent.put(slot, entry, now, matches!(v, Verdict::Pass(_)));
+                        self.recent.put(slot, entry, now, matches!(v, Verdict::Pass(_) | Verdict::Hold(_)));
                         Ok(v)
                     }
                     Err(c) => {
@@ -297,7 +347,7 @@ impl Edge {
                 }
             }
         };
-        let learn = Learn { slot, sku: sku.to_owned(), uid: uid.clone(), passed_at_ms: now };
+        let learn = Learn { slot, sku: sku.to_owned(), uid: uid.clone(), passed_at_ms: now, starts_at: known.as_ref().map(|f| f.starts_at) };
         match verdict {
             Ok(Verdict::Dedup(seq)) => {
                 let a = BuyAnswer::won(Outcome::AlreadyWon, &format!("{sku}.{seq}"), sku, &uid);
@@ -318,16 +368,26 @@ impl Edge {
                 self.edge_answer(host, Reason::Replayed, &a)
             }
             Ok(Verdict::Throttle(ms)) => self.edge_answer(host, Reason::Throttled, &BuyAnswer::throttled(ms)),
+            Ok(Verdict::Hold(at)) => {
+                host.count(Counter::LotteryHolds);
+                self.edge_answer(host, Reason::Throttled, &BuyAnswer::throttled(at.saturating_sub(now).max(1)))
+            }
+            Ok(Verdict::AtCapacity) => {
+                host.count(Counter::AtCapacity);
+                self.edge_answer(host, Reason::Throttled, &BuyAnswer::throttled(AT_CAPACITY_RETRY_MS.min(cfg.window_ms.max(1))))
+            }
             Ok(Verdict::Pass(up)) => {
                 if up == Upsert::Evicted {
                     host.count(Counter::Evictions);
                 }
                 host.count(Counter::Decision(Reason::Passed));
+                self.admission.passed(sku, now);
                 Decision::Forward(self.forward_as(&uid, Some(learn)))
             }
             Err(counter) => {
                 host.count(counter);
                 host.count(Counter::Decision(Reason::Passed));
+                self.admission.passed(sku, now);
                 Decision::Forward(self.forward_as(&uid, Some(learn)))
             }
         }
@@ -336,6 +396,7 @@ impl Edge {
     /// Learn from the origin's answer to a buy that was passed on: the `x-seckill-outcome` and
     /// `x-seckill-order-id` response headers (absent or unknown outcome: nothing is learned).
     pub fn on_response<H: Host + ?Sized>(&self, host: &H, learn: &Learn, outcome: Option<&str>, order_id: Option<&str>) {
+        self.admission.answered(&learn.sku, learn.passed_at_ms);
         let Some(outcome) = outcome.map(str::trim).and_then(Outcome::parse) else { return };
         let (recorded, seq) = match outcome {
             Outcome::Won | Outcome::AlreadyWon => match order_id.map(str::trim).and_then(|id| parse_order_seq(id, &learn.sku)) {
@@ -346,15 +407,21 @@ impl Edge {
             o => (Some(o), 0),
         };
         let cfg = &self.cfg;
-        self.recent.learn(learn.slot, learn.passed_at_ms, Entry { fp: learn.slot.fp, last_pass_ms: learn.passed_at_ms, outcome: recorded, seq });
+        // `not_started` (a buy passed inside the start grace): the uid's window ends at the start
+        // instead of `window_ms` after this buy, so it is not kept waiting into the sale.
+        let window_from = match (outcome, learn.starts_at) {
+            (Outcome::NotStarted, Some(starts_at)) if starts_at > learn.passed_at_ms => starts_at.saturating_sub(cfg.window_ms).min(learn.passed_at_ms),
+            _ => learn.passed_at_ms,
+        };
+        let answered = Entry { fp: learn.slot.fp, last_pass_ms: window_from, outcome: recorded, seq };
+        self.recent.learn(learn.slot, learn.passed_at_ms, answered);
         let key = bucket_key(learn.slot.bucket);
         let res = update(host, &key, cfg.cas_retries, |cur| {
             let mut bucket = Bucket::decode(cur);
             let entry = match bucket.find(learn.slot.fp) {
                 // A newer request of this pair passed since: its answer will be learned instead.
                 Some(e) if e.last_pass_ms > learn.passed_at_ms => return (None, Upsert::Updated),
-                Some(e) => Entry { outcome: recorded, seq, ..*e },
-                None => Entry { fp: learn.slot.fp, last_pass_ms: learn.passed_at_ms, outcome: recorded, seq },
+                Some(_) | None => answered,
             };
             let now = host.now_ms().unwrap_or(learn.passed_at_ms);
             let up = bucket.upsert(entry, cfg.slots_per_bucket as usize, now, cfg.window_ms, cfg.winner_ttl_ms);

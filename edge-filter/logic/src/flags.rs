@@ -264,7 +264,7 @@ mod tests {
         serde_json::to_vec(&FlagsFeed {
             version,
             server_time: 1,
-            sales: vec![SaleFlags { sku: "phone".into(), starts_at: 1_000, ends_at: 9_000, sold_out, per_user_limit: 1 }],
+            sales: vec![SaleFlags { sku: "phone".into(), starts_at: 1_000, ends_at: 9_000, sold_out, per_user_limit: 1, stock_left: None }],
         })
         .unwrap()
     }

@@ -111,10 +111,15 @@ pub enum Counter {
     /// Repeats refused from the worker's own copy of their entry, without reading shared data
     /// (also counted under their decision's reason).
     LocalRefusals,
+    /// First buys inside the start lottery, told when their turn comes (also counted as throttled).
+    LotteryHolds,
+    /// Buys held back by the admission budget: enough buys in flight for the units left (also
+    /// counted as throttled).
+    AtCapacity,
 }
 
 impl Counter {
-    pub const ALL: [Counter; 20] = [
+    pub const ALL: [Counter; 22] = [
         Counter::Decision(Reason::Unauthorized),
         Counter::Decision(Reason::Invalid),
         Counter::Decision(Reason::UnknownSku),
@@ -135,6 +140,8 @@ impl Counter {
         Counter::Learned,
         Counter::SoldOutLearned,
         Counter::LocalRefusals,
+        Counter::LotteryHolds,
+        Counter::AtCapacity,
     ];
 
     /// Dense index (for a metric-id table in the glue).
@@ -151,6 +158,8 @@ impl Counter {
             Counter::Learned => 17,
             Counter::SoldOutLearned => 18,
             Counter::LocalRefusals => 19,
+            Counter::LotteryHolds => 20,
+            Counter::AtCapacity => 21,
         }
     }
 
@@ -169,6 +178,8 @@ impl Counter {
             Counter::Learned => "seckill_edge_learned".into(),
             Counter::SoldOutLearned => "seckill_edge_sold_out_learned".into(),
             Counter::LocalRefusals => "seckill_edge_local_refusals".into(),
+            Counter::LotteryHolds => "seckill_edge_lottery_holds".into(),
+            Counter::AtCapacity => "seckill_edge_at_capacity".into(),
         }
     }
 }

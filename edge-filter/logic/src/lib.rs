@@ -13,6 +13,7 @@
 //!   the origin's answers.
 //! - [`slots`]: the bounded throttle/dedup memory in shared data; [`siphash`] places pairs in it.
 //! - [`tickets`]: each worker's bounded cache of tickets it verified (repeats skip the HMAC).
+//! - [`admission`]: each worker's count of buys in flight against its share of the units left.
 //! - [`recent`]: each worker's bounded copy of the slot entries it touched (repeats are refused
 //!   without reading shared data, where that copy cannot be out of date).
 //! - [`flags`]: the sale flags shared by all workers; [`poller`]: the one worker that fetches them.
@@ -22,6 +23,7 @@
 //! Nothing here panics on request data: lookups use `get`, decoding treats anything unexpected
 //! as empty, and host failures degrade to passing the request on.
 
+pub mod admission;
 pub mod config;
 pub mod edge;
 pub mod flags;

@@ -222,7 +222,8 @@ impl Poller {
                 self.failing = false;
                 if let Stored::Updated { version } = stored {
                     host.count(Counter::FeedUpdates);
-                    host.log(Level::Info, &format!("seckill edge filter: flags feed version {version} stored"));
+                    // Debug: during a sale the version moves with every unit taken (stock_left).
+                    host.log(Level::Debug, &format!("seckill edge filter: flags feed version {version} stored"));
                 }
                 Some(stored)
             }

@@ -33,7 +33,7 @@ fn tk(uid: &str) -> String {
 }
 
 fn sale(sku: &str, sold_out: bool, limit: u32) -> SaleFlags {
-    SaleFlags { sku: sku.into(), starts_at: START, ends_at: END, sold_out, per_user_limit: limit }
+    SaleFlags { sku: sku.into(), starts_at: START, ends_at: END, sold_out, per_user_limit: limit, stock_left: None }
 }
 
 fn feed(version: u64, sales: Vec<SaleFlags>) -> Vec<u8> {
@@ -646,4 +646,78 @@ fn every_reply_is_well_formed() {
     check(w.buy("a", "phone"));
     check(w.edge.on_request(&w.host, &Request { method: "POST", path: "/api/sales/phone/orders", authorization: None }));
     assert_eq!(seen.len(), 7, "{seen:?}");
+}
+
+#[test]
+fn the_start_lottery_serves_early_clicks_in_drawn_order() {
+    let extra = r#","start_lottery_ms":1000"#;
+    let w = World::with_feed(extra, vec![sale("phone", false, 1)]);
+    // A click at the start is not passed: it is told when its turn comes, inside [start+1 s, start+2 s).
+    w.at(START + 10);
+    let (status, a) = reply_of(&w.buy("alice", "phone"));
+    assert_eq!((status, a.outcome), (429, Outcome::Throttled));
+    let turn = START + 10 + a.retry_after_ms.expect("retry_after_ms");
+    assert!((START + 1_000..START + 2_000).contains(&turn), "turn at +{}", turn - START);
+    // Hammering does not move it: every repeat is told the same moment.
+    w.at(START + 500);
+    assert_eq!(reply_of(&w.buy("alice", "phone")).1.retry_after_ms, Some(turn - (START + 500)));
+    w.at(turn - 1);
+    assert_eq!(reply_of(&w.buy("alice", "phone")).1.outcome, Outcome::Throttled);
+    w.at(turn);
+    assert!(is_pass(&w.buy("alice", "phone")), "served at its turn");
+    // A click inside the start grace is held too (instead of passed for a not_started).
+    w.at(START - 100);
+    assert_eq!(reply_of(&w.buy("bob", "phone")).1.outcome, Outcome::Throttled);
+    // Turns are spread over the second: 300 uids get many different moments.
+    w.at(START + 20);
+    let mut turns: Vec<u64> = (0..300).map(|i| START + 20 + reply_of(&w.buy(&format!("u{i}"), "phone")).1.retry_after_ms.unwrap()).collect();
+    assert!(turns.iter().all(|t| (START + 1_000..START + 2_000).contains(t)));
+    turns.sort();
+    turns.dedup();
+    assert!(turns.len() > 200, "only {} distinct turns", turns.len());
+    assert_eq!(w.host.counter(Counter::LotteryHolds), 302);
+    // After the lottery's first second, a first click passes at once.
+    w.at(START + 1_000);
+    assert!(is_pass(&w.buy("carol", "phone")));
+}
+
+#[test]
+fn the_admission_budget_passes_no_more_buys_than_units_left() {
+    let mut s = sale("phone", false, 1);
+    s.stock_left = Some(3);
+    let w = World::with_feed("", vec![s]);
+    w.at(START);
+    let mut passed = Vec::new();
+    for i in 0..3 {
+        let Decision::Forward(f) = w.buy(&format!("u{i}"), "phone") else { panic!("u{i} passes") };
+        passed.push(f.learn.expect("learn"));
+    }
+    let (status, a) = reply_of(&w.buy("late", "phone"));
+    assert_eq!((status, a.outcome, a.retry_after_ms), (429, Outcome::Throttled, Some(1_000)));
+    assert_eq!(w.host.counter(Counter::AtCapacity), 1);
+    // Nothing was recorded for `late`: once an answer is back it passes at once.
+    w.at(START + 30);
+    w.edge.on_response(&w.host, &passed[0], Some("busy"), None);
+    assert!(is_pass(&w.buy("late", "phone")));
+    // Two workers share the units: each passes its half, rounded up.
+    let other = w.worker();
+    crate::poller::claim_worker_id(&other, 8).unwrap();
+    crate::poller::claim_worker_id(&other, 8).unwrap();
+    w.edge.on_tick(&w.host);
+    assert_eq!(w.edge.admission().workers(), 2);
+    assert_eq!(w.edge.admission().share(3), 2);
+    assert_eq!(reply_of(&w.buy("later", "phone")).1.outcome, Outcome::Throttled);
+}
+
+#[test]
+fn a_not_started_answer_in_the_grace_ends_the_window_at_the_start() {
+    let w = World::with_feed("", vec![sale("phone", false, 1)]);
+    w.at(START - 100);
+    let Decision::Forward(f) = w.buy("alice", "phone") else { panic!("passed inside the grace") };
+    w.edge.on_response(&w.host, &f.learn.expect("learn"), Some("not_started"), None);
+    w.at(START - 50);
+    let (_, a) = reply_of(&w.buy("alice", "phone"));
+    assert_eq!((a.outcome, a.retry_after_ms), (Outcome::Throttled, Some(50)), "told to come back at the start");
+    w.at(START);
+    assert!(is_pass(&w.buy("alice", "phone")), "not kept waiting into the sale");
 }
