@@ -421,7 +421,9 @@ async fn redis_paused_gives_busy_and_commits_nothing_late() {
     let took = t0.elapsed();
     rig.redis.resume();
     assert!(answers.iter().all(|a| outcome(a) == "busy"), "all busy while paused");
-    assert!(took < Duration::from_millis(1_500), "busy within the bound, took {took:?}");
+    // The bound is the origin's Redis timeout (300 ms) plus scheduling; 2.5 s leaves room for a
+    // loaded CI machine while still failing an origin that waits for Redis to come back.
+    assert!(took < Duration::from_millis(2_500), "busy within the bound, took {took:?}");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(rig.orders_in_redis("pause-1").is_empty(), "a late script committed an attempt already answered busy");
     assert_eq!(rig.figures("pause-1").await.stock_left, 50);
