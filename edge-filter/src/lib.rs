@@ -15,7 +15,8 @@
 //! request headers are fetched in one call and read in place ([`RequestHeaders`], no allocation
 //! per header), and an origin answer's order id is read only for wins.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -25,7 +26,7 @@ use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, Metr
 
 use seckill_core::headers;
 use seckill_edge::poller::{claim_worker_id, init_keys};
-use seckill_edge::{Config, Counter, Decision, Edge, Host, HostError, Learn, Level, Poller, Request, SetError, Shared};
+use seckill_edge::{Config, Counter, Decision, Edge, Held, Host, HostError, Learn, Level, Poller, Request, SetError, Shared};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
@@ -163,6 +164,79 @@ impl Host for EnvoyHost {
 struct Worker {
     edge: Edge,
     host: EnvoyHost,
+    /// Requests paused on [`Decision::Hold`], by HTTP context id: decided again on the tick at
+    /// their turn.
+    held: RefCell<Vec<(u32, Held)>>,
+    /// What to learn from the answer to a held request passed on from the tick (the tick cannot
+    /// reach the `Http` context itself).
+    learn_later: RefCell<HashMap<u32, Learn>>,
+}
+
+/// How many paused streams one tick resumes or answers. Envoy runs each of those actions after
+/// the tick's VM call returns, and an answer calls back into the VM (the response callback), which
+/// runs the next queued action before it returns: N actions nest N VM calls on the native stack.
+/// V8 ran out of stack with a few hundred (a whole sold-out crowd answered in one tick, seen in
+/// the demo); 16 stays far from that.
+const MAX_TURNS_PER_TICK: usize = 16;
+
+/// The tick period while requests are held: turns are served within about this long.
+const HOLD_TICK_MS: u64 = 10;
+
+impl Worker {
+    /// Decide up to [`MAX_TURNS_PER_TICK`] held requests whose turn has come, in turn order, and
+    /// resume or answer each. Leaves the effective context on whichever stream it served last:
+    /// the caller restores it.
+    fn serve_turns(&self, now: u64) {
+        let due: Vec<(u32, Held)> = match self.held.try_borrow_mut() {
+            Ok(mut held) => {
+                held.sort_by_key(|(_, h)| h.turn_ms);
+                let n = held.iter().take_while(|(_, h)| h.turn_ms <= now).count().min(MAX_TURNS_PER_TICK);
+                held.drain(..n).collect()
+            }
+            Err(_) => return,
+        };
+        for (context_id, h) in due {
+            // The stream may be gone (client closed): then there is nothing to resume.
+            if hostcalls::set_effective_context(context_id).is_err() {
+                continue;
+            }
+            match self.edge.on_turn(&self.host, &h, now) {
+                Decision::Hold(again) => {
+                    if let Ok(mut held) = self.held.try_borrow_mut() {
+                        held.push((context_id, again));
+                    }
+                }
+                Decision::Forward(fwd) => {
+                    set_request_headers(&self.host, &fwd.set_headers);
+                    if let (Some(learn), Ok(mut later)) = (fwd.learn, self.learn_later.try_borrow_mut()) {
+                        later.insert(context_id, learn);
+                    }
+                    if hostcalls::resume_http_request().is_err() {
+                        self.host.count(Counter::HostErrors);
+                    }
+                }
+                Decision::Reply(reply) => {
+                    if send_reply(&reply).is_err() {
+                        self.host.count(Counter::HostErrors);
+                        let _ = hostcalls::resume_http_request();
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn set_request_headers(host: &EnvoyHost, headers: &[(&'static str, String)]) {
+    for (name, value) in headers {
+        if hostcalls::set_map_value_bytes(MapType::HttpRequestHeaders, name, Some(value.as_bytes())).is_err() {
+            host.count(Counter::HostErrors);
+        }
+    }
+}
+
+fn send_reply(reply: &seckill_edge::Reply) -> Result<(), Status> {
+    let headers: Vec<(&str, &str)> = reply.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    hostcalls::send_http_response(u32::from(reply.status), headers, Some(reply.body.as_bytes()))
 }
 
 /// The root context: configuration, metrics, the tick that refreshes flags and polls the feed.
@@ -170,11 +244,15 @@ struct Root {
     context_id: u32,
     worker: Option<Rc<Worker>>,
     poller: Option<Poller>,
+    /// Ticking every [`HOLD_TICK_MS`] (requests are held) rather than every poll interval.
+    fast: bool,
+    /// When the per-poll-interval work (counts, worker count, flags, feed poll) last ran.
+    slow_work_at: Option<u64>,
 }
 
 impl Root {
     fn new(context_id: u32) -> Root {
-        Root { context_id, worker: None, poller: None }
+        Root { context_id, worker: None, poller: None, fast: false, slow_work_at: None }
     }
 }
 
@@ -233,20 +311,35 @@ impl RootContext for Root {
                 cfg.buckets, cfg.slots_per_bucket, cfg.window_ms, cfg.poll_interval_ms, cfg.origin_cluster
             ),
         );
-        self.worker = Some(Rc::new(Worker { edge: Edge::new(cfg), host }));
+        self.worker = Some(Rc::new(Worker { edge: Edge::new(cfg), host, held: RefCell::new(Vec::new()), learn_later: RefCell::new(HashMap::new()) }));
         self.poller = Some(Poller::new(worker_id));
         true
     }
 
     fn on_tick(&mut self) {
         let (Some(worker), Some(poller)) = (self.worker.as_ref(), self.poller.as_mut()) else { return };
-        worker.host.flush_counts();
-        worker.edge.on_tick(&worker.host);
-        worker.edge.refresh_flags(&worker.host);
         let Ok(now) = worker.host.now_ms() else {
             worker.host.count(Counter::HostErrors);
             return;
         };
+        worker.serve_turns(now);
+        // Back to the root context: what follows belongs to it, not to a served stream.
+        let _ = hostcalls::set_effective_context(self.context_id);
+        let holding = worker.held.try_borrow().map(|h| !h.is_empty()).unwrap_or(false);
+        if holding != self.fast {
+            let poll = worker.edge.config().poll_interval_ms;
+            if hostcalls::set_tick_period(Duration::from_millis(if holding { HOLD_TICK_MS } else { poll })).is_ok() {
+                self.fast = holding;
+            }
+        }
+        let interval = worker.edge.config().poll_interval_ms;
+        if self.fast && self.slow_work_at.is_some_and(|t| now.saturating_sub(t) < interval && now >= t) {
+            return;
+        }
+        self.slow_work_at = Some(now);
+        worker.host.flush_counts();
+        worker.edge.on_tick(&worker.host);
+        worker.edge.refresh_flags(&worker.host);
         let Some(req) = poller.on_tick(&worker.host, worker.edge.config(), now) else { return };
         let headers: Vec<(&str, &str)> = req.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
         match hostcalls::dispatch_http_call(&req.cluster, headers, None, vec![], Duration::from_millis(req.timeout_ms)) {
@@ -255,8 +348,8 @@ impl RootContext for Root {
         }
     }
 
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Http { worker: self.worker.clone(), learn: None }))
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(Http { context_id, worker: self.worker.clone(), learn: None }))
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -266,12 +359,27 @@ impl RootContext for Root {
 
 /// One HTTP stream.
 struct Http {
+    context_id: u32,
     worker: Option<Rc<Worker>>,
     /// Set when a buy was passed to the origin: learn from its answer's headers.
     learn: Option<Learn>,
 }
 
 impl Context for Http {}
+
+impl Drop for Http {
+    /// The stream is over (answered, or the client went away while held): forget it.
+    fn drop(&mut self) {
+        if let Some(w) = &self.worker {
+            if let Ok(mut held) = w.held.try_borrow_mut() {
+                held.retain(|(id, _)| *id != self.context_id);
+            }
+            if let Ok(mut later) = w.learn_later.try_borrow_mut() {
+                later.remove(&self.context_id);
+            }
+        }
+    }
+}
 
 impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
@@ -303,31 +411,37 @@ impl HttpContext for Http {
         let Some(worker) = self.worker.clone() else { return Action::Continue };
         let req = Request { method: method.unwrap_or(""), path: path.unwrap_or(""), authorization };
         match worker.edge.on_request(&worker.host, &req) {
-            Decision::Reply(reply) => {
-                let headers: Vec<(&str, &str)> = reply.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                match hostcalls::send_http_response(u32::from(reply.status), headers, Some(reply.body.as_bytes())) {
-                    Ok(()) => Action::Pause,
-                    Err(_) => {
-                        worker.host.count(Counter::HostErrors);
-                        Action::Continue
-                    }
+            Decision::Reply(reply) => match send_reply(&reply) {
+                Ok(()) => Action::Pause,
+                Err(_) => {
+                    worker.host.count(Counter::HostErrors);
+                    Action::Continue
                 }
-            }
+            },
             Decision::Forward(fwd) => {
-                for (name, value) in &fwd.set_headers {
-                    if hostcalls::set_map_value_bytes(MapType::HttpRequestHeaders, name, Some(value.as_bytes())).is_err() {
-                        worker.host.count(Counter::HostErrors);
-                    }
-                }
+                set_request_headers(&worker.host, &fwd.set_headers);
                 self.learn = fwd.learn;
                 Action::Continue
             }
+            Decision::Hold(held) => match worker.held.try_borrow_mut() {
+                Ok(mut queue) => {
+                    queue.push((self.context_id, held));
+                    Action::Pause
+                }
+                // Cannot queue it (never expected): let the origin decide.
+                Err(_) => {
+                    worker.host.count(Counter::HostErrors);
+                    Action::Continue
+                }
+            },
         }
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         // Only answers to buys this filter passed on are learned from (never its own replies).
-        let (Some(worker), Some(learn)) = (self.worker.as_ref(), self.learn.take()) else { return Action::Continue };
+        let Some(worker) = self.worker.as_ref() else { return Action::Continue };
+        let later = || worker.learn_later.try_borrow_mut().ok().and_then(|mut m| m.remove(&self.context_id));
+        let Some(learn) = self.learn.take().or_else(later) else { return Action::Continue };
         let read = |name: &str| bytes_to_string(hostcalls::get_map_value_bytes(MapType::HttpResponseHeaders, name).ok().flatten());
         let outcome = read(headers::OUTCOME);
         // Only a win carries an order id worth a second host call.

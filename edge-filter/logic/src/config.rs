@@ -39,6 +39,10 @@ fn default_start_lottery_ms() -> u64 {
     0
 }
 
+fn default_hold_at_edge() -> bool {
+    true
+}
+
 fn default_answer_timeout_ms() -> u64 {
     5_000
 }
@@ -86,6 +90,10 @@ pub struct Config {
     /// window_ms`.
     #[serde(default = "default_start_lottery_ms")]
     pub start_lottery_ms: u64,
+    /// With the lottery: keep a held first buy waiting at the edge and pass it on at its turn
+    /// (true), instead of answering `429` with the time to come back (false).
+    #[serde(default = "default_hold_at_edge")]
+    pub hold_at_edge: bool,
     /// How often the feed is polled (also the tick period of every worker).
     #[serde(default = "default_poll_interval_ms")]
     pub poll_interval_ms: u64,
@@ -240,6 +248,7 @@ mod tests {
         assert_eq!(c.cas_retries, 8);
         assert_eq!(c.answer_timeout_ms, 5_000);
         assert_eq!(c.start_lottery_ms, 0);
+        assert!(c.hold_at_edge);
         assert_eq!(c.lease_ms(), 500);
     }
 

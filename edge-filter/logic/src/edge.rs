@@ -68,13 +68,30 @@ pub struct Forward {
 pub enum Decision {
     Reply(Reply),
     Forward(Forward),
+    /// Keep the request waiting at the edge (paused) and call [`Edge::on_turn`] for it at
+    /// `turn_ms` (only with `hold_at_edge`).
+    Hold(Held),
 }
+
+/// A first buy held by the start lottery until its turn.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    /// When to decide it again (Envoy clock, Unix ms).
+    pub turn_ms: u64,
+    /// Past this, a buy still held back by the admission budget is answered `429 throttled`.
+    pub give_up_ms: u64,
+    pub sku: String,
+    pub uid: String,
+}
+
+/// How soon a held buy that found the budget full is looked at again.
+pub const HELD_RECHECK_MS: u64 = 20;
 
 impl Decision {
     pub fn reply(&self) -> Option<&Reply> {
         match self {
             Decision::Reply(r) => Some(r),
-            Decision::Forward(_) => None,
+            Decision::Forward(_) | Decision::Hold(_) => None,
         }
     }
 }
@@ -253,6 +270,18 @@ impl Edge {
         if !is_valid_id(sku) {
             return self.edge_answer(host, Reason::Invalid, &BuyAnswer::with_error(Outcome::Invalid, "sku must be 1..64 characters of [A-Za-z0-9_-]"));
         }
+        self.decide_buy(host, sku, uid, now, None)
+    }
+
+    /// A held buy's turn has come (the glue calls this from the tick for each request it paused
+    /// on [`Decision::Hold`]): decided again as a buy at `now`, with the sale's current flags and
+    /// budget. Still at capacity before `give_up_ms`: held again, briefly.
+    pub fn on_turn<H: Host + ?Sized>(&self, host: &H, held: &Held, now: u64) -> Decision {
+        self.decide_buy(host, &held.sku, held.uid.clone(), now, Some(held))
+    }
+
+    /// Steps 2 to 7 for a verified uid and a well-formed sku.
+    fn decide_buy<H: Host + ?Sized>(&self, host: &H, sku: &str, uid: String, now: u64, turn: Option<&Held>) -> Decision {
         // 2. sale state
         let mut known: Option<SaleFlags> = None;
         match self.lookup(host, sku, now) {
@@ -302,7 +331,8 @@ impl Edge {
         // 6. the admission budget (checked before the slot is written: a buy held back here has
         // not used its window).
         let stock_left = known.as_ref().and_then(|f| f.stock_left);
-        let admitted = hold_until.is_some() || self.admission.allows(sku, stock_left, now, cfg.answer_timeout_ms);
+        let feed_version = self.flags.try_borrow().ok().and_then(|f| f.version()).unwrap_or(0);
+        let admitted = hold_until.is_some() || self.admission.allows(sku, stock_left, feed_version, now, cfg.answer_timeout_ms);
         let local = self.recent.get(slot, now, cfg.answer_timeout_ms).and_then(|e| refusal(&e));
         let verdict = match local {
             Some(v) => {
@@ -370,7 +400,17 @@ impl Edge {
             Ok(Verdict::Throttle(ms)) => self.edge_answer(host, Reason::Throttled, &BuyAnswer::throttled(ms)),
             Ok(Verdict::Hold(at)) => {
                 host.count(Counter::LotteryHolds);
+                if self.cfg.hold_at_edge {
+                    // The request waits at the edge for its turn (no reaction time involved).
+                    let give_up_ms = at.saturating_add(AT_CAPACITY_RETRY_MS);
+                    return Decision::Hold(Held { turn_ms: at, give_up_ms, sku: sku.to_owned(), uid });
+                }
                 self.edge_answer(host, Reason::Throttled, &BuyAnswer::throttled(at.saturating_sub(now).max(1)))
+            }
+            Ok(Verdict::AtCapacity) if turn.is_some_and(|h| now < h.give_up_ms) => {
+                // A held buy whose turn came while enough buys are in flight: it keeps waiting.
+                let h = turn.map(|h| Held { turn_ms: now.saturating_add(HELD_RECHECK_MS), ..h.clone() });
+                h.map_or_else(|| self.edge_answer(host, Reason::Throttled, &BuyAnswer::throttled(AT_CAPACITY_RETRY_MS)), Decision::Hold)
             }
             Ok(Verdict::AtCapacity) => {
                 host.count(Counter::AtCapacity);
@@ -381,13 +421,13 @@ impl Edge {
                     host.count(Counter::Evictions);
                 }
                 host.count(Counter::Decision(Reason::Passed));
-                self.admission.passed(sku, now);
+                self.admission.passed(sku, feed_version, now);
                 Decision::Forward(self.forward_as(&uid, Some(learn)))
             }
             Err(counter) => {
                 host.count(counter);
                 host.count(Counter::Decision(Reason::Passed));
-                self.admission.passed(sku, now);
+                self.admission.passed(sku, feed_version, now);
                 Decision::Forward(self.forward_as(&uid, Some(learn)))
             }
         }
@@ -396,8 +436,9 @@ impl Edge {
     /// Learn from the origin's answer to a buy that was passed on: the `x-seckill-outcome` and
     /// `x-seckill-order-id` response headers (absent or unknown outcome: nothing is learned).
     pub fn on_response<H: Host + ?Sized>(&self, host: &H, learn: &Learn, outcome: Option<&str>, order_id: Option<&str>) {
-        self.admission.answered(&learn.sku, learn.passed_at_ms);
-        let Some(outcome) = outcome.map(str::trim).and_then(Outcome::parse) else { return };
+        let outcome = outcome.map(str::trim).and_then(Outcome::parse);
+        self.admission.answered(&learn.sku, learn.passed_at_ms, outcome == Some(Outcome::Won));
+        let Some(outcome) = outcome else { return };
         let (recorded, seq) = match outcome {
             Outcome::Won | Outcome::AlreadyWon => match order_id.map(str::trim).and_then(|id| parse_order_seq(id, &learn.sku)) {
                 Some(n) => (Some(outcome), n),

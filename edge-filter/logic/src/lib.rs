@@ -38,7 +38,7 @@ pub mod slots;
 pub mod tickets;
 
 pub use config::{Config, ConfigError};
-pub use edge::{Decision, Edge, Forward, Learn, Request};
+pub use edge::{Decision, Edge, Forward, Held, Learn, Request};
 pub use host::{Counter, Host, HostError, Level, Reason, SetError, Shared};
 pub use poller::{PollRequest, Poller};
 pub use reply::Reply;

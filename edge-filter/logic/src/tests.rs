@@ -650,7 +650,7 @@ fn every_reply_is_well_formed() {
 
 #[test]
 fn the_start_lottery_serves_early_clicks_in_drawn_order() {
-    let extra = r#","start_lottery_ms":1000"#;
+    let extra = r#","start_lottery_ms":1000,"hold_at_edge":false"#;
     let w = World::with_feed(extra, vec![sale("phone", false, 1)]);
     // A click at the start is not passed: it is told when its turn comes, inside [start+1 s, start+2 s).
     w.at(START + 10);
@@ -720,4 +720,58 @@ fn a_not_started_answer_in_the_grace_ends_the_window_at_the_start() {
     assert_eq!((a.outcome, a.retry_after_ms), (Outcome::Throttled, Some(50)), "told to come back at the start");
     w.at(START);
     assert!(is_pass(&w.buy("alice", "phone")), "not kept waiting into the sale");
+}
+
+#[test]
+fn held_buys_wait_at_the_edge_for_their_turn_then_pass_within_the_budget() {
+    let mut s = sale("phone", false, 1);
+    s.stock_left = Some(2);
+    let w = World::with_feed(r#","start_lottery_ms":1000"#, vec![s]);
+    let hold = |uid: &str, at: u64| -> crate::edge::Held {
+        w.at(at);
+        match w.buy(uid, "phone") {
+            Decision::Hold(h) => h,
+            d => panic!("{uid}: expected a hold, got {d:?}"),
+        }
+    };
+    let (a, b, c) = (hold("alice", START + 10), hold("bob", START + 20), hold("carol", START + 30));
+    for h in [&a, &b, &c] {
+        assert!((START + 1_000..START + 2_000).contains(&h.turn_ms), "turn +{}", h.turn_ms - START);
+        assert_eq!(h.give_up_ms, h.turn_ms + 1_000);
+    }
+    assert_eq!(w.host.counter(Counter::LotteryHolds), 3);
+    // Hammering while held: the repeats are refused (the held request keeps its place).
+    w.at(START + 40);
+    assert_eq!(reply_of(&w.buy("alice", "phone")).1.outcome, Outcome::Throttled);
+    // Turns in order; the budget of 2 units lets two through, the third waits and finally gives up.
+    let mut held = vec![a, b, c];
+    held.sort_by_key(|h| h.turn_ms);
+    let mut passed = 0;
+    for h in &held[..2] {
+        w.at(h.turn_ms);
+        assert!(is_pass(&w.edge.on_turn(&w.host, h, h.turn_ms)), "{} passes at its turn", h.uid);
+        passed += 1;
+    }
+    let last = &held[2];
+    w.at(last.turn_ms.max(held[1].turn_ms));
+    let again = match w.edge.on_turn(&w.host, last, w.host.now.get()) {
+        Decision::Hold(h) => h,
+        d => panic!("expected to wait for the budget, got {d:?}"),
+    };
+    assert_eq!(again.turn_ms, w.host.now.get() + crate::edge::HELD_RECHECK_MS);
+    w.at(last.give_up_ms);
+    let (status, ans) = reply_of(&w.edge.on_turn(&w.host, &again, last.give_up_ms));
+    assert_eq!((status, ans.outcome, passed), (429, Outcome::Throttled, 2));
+    assert_eq!(w.host.decisions(Reason::Passed), 2);
+}
+
+#[test]
+fn a_held_buy_whose_sale_sold_out_meanwhile_is_told_so() {
+    let w = World::with_feed(r#","start_lottery_ms":1000"#, vec![sale("phone", false, 1)]);
+    w.at(START + 10);
+    let Decision::Hold(h) = w.buy("alice", "phone") else { panic!("held") };
+    assert!(matches!(store_feed(&w.host, &feed(2, vec![sale("phone", true, 1)]), START + 500, 8), Ok(Stored::Updated { .. })));
+    w.at(h.turn_ms);
+    let (status, a) = reply_of(&w.edge.on_turn(&w.host, &h, h.turn_ms));
+    assert_eq!((status, a.outcome), (410, Outcome::SoldOut));
 }
