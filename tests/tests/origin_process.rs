@@ -111,6 +111,18 @@ async fn seckillctl_creates_shows_and_flips() {
     assert_eq!(serde_json::from_str::<serde_json::Value>(&out).unwrap()["sold_out_flag"], false);
     let (ok, out, _) = seckillctl(&url, &["sale", "list"]);
     assert!(ok && out.lines().any(|l| l.starts_with("ctl-1")), "{out}");
+    // Output into a pipe closed at once (`seckillctl sale list | head -0`): no panic, exit 0.
+    let mut child = Command::new(paths::native_bin("seckillctl"))
+        .args(["--origin", &url, "sale", "list"])
+        .env("SECKILL_ADMIN_TOKEN", "dev-admin-token")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader goes away before anything is written
+    let done = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success() && !err.contains("panicked"), "{:?} {err}", done.status);
     // Errors are clear and exit non-zero.
     let (ok, _, err) = seckillctl(&url, &["sale", "show", "nosuch"]);
     assert!(!ok && err.contains("404") && err.contains("no such sale"), "{err}");

@@ -12,6 +12,21 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+/// `println!` that ends the program quietly when stdout is a closed pipe (`seckillctl sale list |
+/// head -1`) instead of panicking, as Unix tools do.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+            eprintln!("seckillctl: cannot write the answer: {e}");
+            std::process::exit(1);
+        }
+    }};
+}
+
 use anyhow::{anyhow, bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
 use seckill_origin::client::{Answer, HttpClient};
@@ -98,14 +113,14 @@ fn fmt_time(ms: u64) -> String {
 }
 
 fn print_figures(f: &SaleFigures) {
-    println!("sale        {}", f.sku);
-    println!("state       {}", f.state.as_str());
-    println!("window      {} .. {}", fmt_time(f.starts_at), fmt_time(f.ends_at));
-    println!("stock       {} total, {} left", f.stock_total, f.stock_left);
-    println!("orders      {} holding a unit ({} paid), {} buyers", f.sold, f.paid, f.buyers);
+    out!("sale        {}", f.sku);
+    out!("state       {}", f.state.as_str());
+    out!("window      {} .. {}", fmt_time(f.starts_at), fmt_time(f.ends_at));
+    out!("stock       {} total, {} left", f.stock_total, f.stock_left);
+    out!("orders      {} holding a unit ({} paid), {} buyers", f.sold, f.paid, f.buyers);
     let why = if f.sold_out_manual { " (SRE switch)" } else if f.sold_out_flag { " (stock)" } else { "" };
-    println!("sold out    {}{}", if f.sold_out_flag { "yes" } else { "no" }, why);
-    println!("limits      {} per uid, pay within {} s", f.per_user_limit, f.pay_within_s);
+    out!("sold out    {}{}", if f.sold_out_flag { "yes" } else { "no" }, why);
+    out!("limits      {} per uid, pay within {} s", f.per_user_limit, f.pay_within_s);
 }
 
 fn check(answer: Answer) -> anyhow::Result<Answer> {
@@ -138,16 +153,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sale(SaleCommand::List) => {
             let a = check(client.get(&format!("{base}/admin/sales"), &h).await?)?;
             if cli.json {
-                println!("{}", a.text());
+                out!("{}", a.text());
             } else {
                 #[derive(serde::Deserialize)]
                 struct List {
                     sales: Vec<SaleFigures>,
                 }
                 let list: List = a.json().context("unexpected answer from the origin")?;
-                println!("{:<24} {:<9} {:>9} {:>9} {:>9}  sold out", "sku", "state", "stock", "left", "orders");
+                out!("{:<24} {:<9} {:>9} {:>9} {:>9}  sold out", "sku", "state", "stock", "left", "orders");
                 for f in list.sales {
-                    println!("{:<24} {:<9} {:>9} {:>9} {:>9}  {}", f.sku, f.state.as_str(), f.stock_total, f.stock_left, f.sold, if f.sold_out_flag { "yes" } else { "no" });
+                    out!("{:<24} {:<9} {:>9} {:>9} {:>9}  {}", f.sku, f.state.as_str(), f.stock_total, f.stock_left, f.sold, if f.sold_out_flag { "yes" } else { "no" });
                 }
             }
             return Ok(());
@@ -159,7 +174,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     let answer = check(answer)?;
     if cli.json {
-        println!("{}", answer.text());
+        out!("{}", answer.text());
     } else {
         let f: SaleFigures = answer.json().context("unexpected answer from the origin")?;
         print_figures(&f);
