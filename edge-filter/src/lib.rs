@@ -325,14 +325,11 @@ impl RootContext for Root {
         worker.serve_turns(now);
         // Back to the root context: what follows belongs to it, not to a served stream.
         let _ = hostcalls::set_effective_context(self.context_id);
-        let holding = worker.held.try_borrow().map(|h| !h.is_empty()).unwrap_or(false);
-        if holding != self.fast {
-            let poll = worker.edge.config().poll_interval_ms;
-            if hostcalls::set_tick_period(Duration::from_millis(if holding { HOLD_TICK_MS } else { poll })).is_ok() {
-                self.fast = holding;
-            }
-        }
         let interval = worker.edge.config().poll_interval_ms;
+        let holding = worker.held.try_borrow().map(|h| !h.is_empty()).unwrap_or(false);
+        if holding != self.fast && hostcalls::set_tick_period(Duration::from_millis(if holding { HOLD_TICK_MS } else { interval })).is_ok() {
+            self.fast = holding;
+        }
         if self.fast && self.slow_work_at.is_some_and(|t| now.saturating_sub(t) < interval && now >= t) {
             return;
         }

@@ -162,13 +162,10 @@ impl Edge {
 
     /// Work done on every tick: learn how many workers share the admission budget.
     pub fn on_tick<H: Host + ?Sized>(&self, host: &H) {
-        match host.get_shared(crate::keys::WORKERS) {
-            Ok(shared) => {
-                if let Some(n) = shared.value.as_deref().and_then(|v| v.get(..8)).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes) {
-                    self.admission.set_workers(n);
-                }
-            }
-            Err(_) => host.count(Counter::HostErrors),
+        match crate::poller::claimed_workers(host) {
+            Ok(Some(n)) => self.admission.set_workers(n),
+            Ok(None) => {}
+            Err(c) => host.count(c),
         }
     }
 
@@ -329,10 +326,11 @@ impl Edge {
             (now < lottery_end).then(|| lottery_end + slot.fp % cfg.start_lottery_ms)
         });
         // 6. the admission budget (checked before the slot is written: a buy held back here has
-        // not used its window).
+        // not used its window), and only for a buy that would otherwise pass.
         let stock_left = known.as_ref().and_then(|f| f.stock_left);
         let feed_version = self.flags.try_borrow().ok().and_then(|f| f.version()).unwrap_or(0);
-        let admitted = hold_until.is_some() || self.admission.allows(sku, stock_left, feed_version, now, cfg.answer_timeout_ms);
+        let admitted = std::cell::OnceCell::new();
+        let admitted = || *admitted.get_or_init(|| hold_until.is_some() || self.admission.allows(sku, stock_left, feed_version, now, cfg.answer_timeout_ms));
         let local = self.recent.get(slot, now, cfg.answer_timeout_ms).and_then(|e| refusal(&e));
         let verdict = match local {
             Some(v) => {
@@ -348,7 +346,7 @@ impl Edge {
                             return (None, (v, e));
                         }
                     }
-                    if !admitted {
+                    if !admitted() {
                         return (None, (Verdict::AtCapacity, Entry::new(slot.fp, 0)));
                     }
                     // A held uid's window is opened so that it ends at its drawn moment.
@@ -377,7 +375,8 @@ impl Edge {
                 }
             }
         };
-        let learn = Learn { slot, sku: sku.to_owned(), uid: uid.clone(), passed_at_ms: now, starts_at: known.as_ref().map(|f| f.starts_at) };
+        // Built only for a buy that is passed on (refusals, the common case, allocate nothing).
+        let learn = |uid: &str| Learn { slot, sku: sku.to_owned(), uid: uid.to_owned(), passed_at_ms: now, starts_at: known.as_ref().map(|f| f.starts_at) };
         match verdict {
             Ok(Verdict::Dedup(seq)) => {
                 let a = BuyAnswer::won(Outcome::AlreadyWon, &format!("{sku}.{seq}"), sku, &uid);
@@ -407,28 +406,27 @@ impl Edge {
                 }
                 self.edge_answer(host, Reason::Throttled, &BuyAnswer::throttled(at.saturating_sub(now).max(1)))
             }
-            Ok(Verdict::AtCapacity) if turn.is_some_and(|h| now < h.give_up_ms) => {
+            Ok(Verdict::AtCapacity) => match turn {
                 // A held buy whose turn came while enough buys are in flight: it keeps waiting.
-                let h = turn.map(|h| Held { turn_ms: now.saturating_add(HELD_RECHECK_MS), ..h.clone() });
-                h.map_or_else(|| self.edge_answer(host, Reason::Throttled, &BuyAnswer::throttled(AT_CAPACITY_RETRY_MS)), Decision::Hold)
-            }
-            Ok(Verdict::AtCapacity) => {
-                host.count(Counter::AtCapacity);
-                self.edge_answer(host, Reason::Throttled, &BuyAnswer::throttled(AT_CAPACITY_RETRY_MS.min(cfg.window_ms.max(1))))
-            }
+                Some(h) if now < h.give_up_ms => Decision::Hold(Held { turn_ms: now.saturating_add(HELD_RECHECK_MS), ..h.clone() }),
+                _ => {
+                    host.count(Counter::AtCapacity);
+                    self.edge_answer(host, Reason::Throttled, &BuyAnswer::throttled(AT_CAPACITY_RETRY_MS.min(cfg.window_ms.max(1))))
+                }
+            },
             Ok(Verdict::Pass(up)) => {
                 if up == Upsert::Evicted {
                     host.count(Counter::Evictions);
                 }
                 host.count(Counter::Decision(Reason::Passed));
                 self.admission.passed(sku, feed_version, now);
-                Decision::Forward(self.forward_as(&uid, Some(learn)))
+                Decision::Forward(self.forward_as(&uid, Some(learn(&uid))))
             }
             Err(counter) => {
                 host.count(counter);
                 host.count(Counter::Decision(Reason::Passed));
                 self.admission.passed(sku, feed_version, now);
-                Decision::Forward(self.forward_as(&uid, Some(learn)))
+                Decision::Forward(self.forward_as(&uid, Some(learn(&uid))))
             }
         }
     }

@@ -94,6 +94,12 @@ pub fn claim_worker_id<H: Host + ?Sized>(host: &H, retries: u32) -> Result<u64, 
     })
 }
 
+/// How many worker ids were claimed so far (the VMs sharing this store), if the counter exists.
+pub fn claimed_workers<H: Host + ?Sized>(host: &H) -> Result<Option<u64>, Counter> {
+    let cur = host.get_shared(keys::WORKERS).map_err(|_| Counter::HostErrors)?;
+    Ok(cur.value.as_deref().filter(|v| v.len() == 8).and_then(|v| read_u64(v, 0)))
+}
+
 /// A feed request for the glue to dispatch with `dispatch_http_call`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PollRequest {

@@ -744,7 +744,7 @@ fn held_buys_wait_at_the_edge_for_their_turn_then_pass_within_the_budget() {
     w.at(START + 40);
     assert_eq!(reply_of(&w.buy("alice", "phone")).1.outcome, Outcome::Throttled);
     // Turns in order; the budget of 2 units lets two through, the third waits and finally gives up.
-    let mut held = vec![a, b, c];
+    let mut held = [a, b, c];
     held.sort_by_key(|h| h.turn_ms);
     let mut passed = 0;
     for h in &held[..2] {
