@@ -3,8 +3,10 @@
 //!
 //! 1. **Throughput**, from one Envoy process ([`crate::edge_bench::BenchEnvoy`], 2 workers): requests
 //!    per second of a direct response with no filter (1.0), with Envoy's native per-uid
-//!    `local_ratelimit` (fresh uids passed, repeats refused), and with our filter (fresh uids passed,
-//!    repeats throttled). The variants alternate in rounds (order rotated each round) so drift on
+//!    `local_ratelimit` (fresh uids passed, repeats refused), with our filter (fresh uids passed,
+//!    repeats throttled), and with the reference filter (`edge-filter/reference`: setting one
+//!    header; reading `Authorization` and setting one header), the yardstick of what any Rust
+//!    proxy-wasm filter, and any filter that reads a ticket, costs this Envoy on this machine. The variants alternate in rounds (order rotated each round) so drift on
 //!    this shared 2-core machine hits them alike; each ratio is taken against the no-filter figure
 //!    of the same round, and the median over rounds is reported. Requests are pre-built (tickets
 //!    pre-minted) and the load generator runs on one thread, so it takes as little CPU as it can.
@@ -75,10 +77,20 @@ enum Variant {
     NativeRepeat,
     FilterFresh,
     FilterRepeat,
+    ReferenceSet,
+    ReferenceRead,
 }
 
 impl Variant {
-    const ALL: [Variant; 5] = [Variant::Plain, Variant::NativeFresh, Variant::NativeRepeat, Variant::FilterFresh, Variant::FilterRepeat];
+    const ALL: [Variant; 7] = [
+        Variant::Plain,
+        Variant::NativeFresh,
+        Variant::NativeRepeat,
+        Variant::FilterFresh,
+        Variant::FilterRepeat,
+        Variant::ReferenceSet,
+        Variant::ReferenceRead,
+    ];
 
     fn key(self) -> &'static str {
         match self {
@@ -87,6 +99,8 @@ impl Variant {
             Variant::NativeRepeat => "native_local_ratelimit_repeats",
             Variant::FilterFresh => "seckill_filter_fresh_uids",
             Variant::FilterRepeat => "seckill_filter_throttled_repeats",
+            Variant::ReferenceSet => "reference_filter_sets_one_header",
+            Variant::ReferenceRead => "reference_filter_reads_authorization",
         }
     }
 
@@ -97,13 +111,15 @@ impl Variant {
             Variant::NativeRepeat => "native local_ratelimit, per-uid descriptor, repeats (429)",
             Variant::FilterFresh => "seckill filter, fresh uids passed (a)",
             Variant::FilterRepeat => "seckill filter, throttled repeats (b)",
+            Variant::ReferenceSet => "reference filter: sets one header",
+            Variant::ReferenceRead => "reference filter: reads Authorization, sets one header",
         }
     }
 
     /// The status every measured answer must have.
     fn expected(self) -> u16 {
         match self {
-            Variant::Plain | Variant::NativeFresh | Variant::FilterFresh => 200,
+            Variant::Plain | Variant::NativeFresh | Variant::FilterFresh | Variant::ReferenceSet | Variant::ReferenceRead => 200,
             Variant::NativeRepeat | Variant::FilterRepeat => 429,
         }
     }
@@ -155,6 +171,8 @@ pub async fn throughput() -> anyhow::Result<serde_json::Value> {
                 Variant::Plain => (envoy.plain, cycle(repeats.clone())),
                 Variant::NativeRepeat => (envoy.native, cycle(repeats.clone())),
                 Variant::FilterRepeat => (envoy.filter, cycle(repeats.clone())),
+                Variant::ReferenceSet => (envoy.reference_set, cycle(repeats.clone())),
+                Variant::ReferenceRead => (envoy.reference_read, cycle(repeats.clone())),
                 Variant::NativeFresh | Variant::FilterFresh => {
                     // Minted before the clock starts; uids never seen by either listener.
                     let reqs = mint(if v == Variant::NativeFresh { "n" } else { "f" }, fresh_from, batch);
@@ -200,12 +218,20 @@ pub async fn throughput() -> anyhow::Result<serde_json::Value> {
         println!("  {:<62} {:>10.0} {:>7.2}   [{}]{target}", v.label(), rate, ratio, rounds.join(", "));
         out.insert(v.key().into(), serde_json::json!({"req_per_s": rate, "ratio_to_no_filter": ratio, "rounds_req_per_s": rates.get(&v), "rounds_ratio": ratios.get(&v)}));
     }
+    // The seckill filter against the least a ticket-reading filter costs, round by round.
+    let against_floor = |v: Variant| -> f64 {
+        let (ours, floor) = (rates.get(&v).cloned().unwrap_or_default(), rates.get(&Variant::ReferenceRead).cloned().unwrap_or_default());
+        median(&mut ours.iter().zip(&floor).map(|(o, f)| o / f.max(1e-9)).collect::<Vec<f64>>())
+    };
+    let (fresh_vs_floor, repeats_vs_floor) = (against_floor(Variant::FilterFresh), against_floor(Variant::FilterRepeat));
+    println!("  seckill filter / reference filter reading Authorization (same rounds): fresh uids {fresh_vs_floor:.2}, throttled repeats {repeats_vs_floor:.2}");
     println!("  filter counters: passed {passed}, throttled {throttled} (of which {local} from the worker's own copy, no shared-data read), host errors {host_errors}, CAS exhausted {cas_exhausted}");
     anyhow::ensure!(host_errors == 0 && cas_exhausted == 0, "the filter degraded during the benchmark (host errors {host_errors}, CAS exhausted {cas_exhausted})");
     anyhow::ensure!(evictions == 0, "{evictions} slot entries were evicted: the repeat variant may have measured passes");
     Ok(serde_json::json!({
         "connections": CONNECTIONS, "seconds_per_variant": SECONDS, "rounds": ROUNDS, "envoy_concurrency": 2,
         "variants": out,
+        "seckill_filter_vs_reference_read": {"fresh_uids": fresh_vs_floor, "throttled_repeats": repeats_vs_floor},
         "filter_counters": {"passed": passed, "throttled": throttled, "local_refusals": local, "host_errors": host_errors, "cas_exhausted": cas_exhausted},
     }))
 }

@@ -166,6 +166,7 @@ pub struct Checked {
 /// (uid, state)), for a sale of `stock` units and `per_user_limit` 1:
 /// 1. no oversell, one order per uid;
 /// 3. every `won`/`already_won` answer names an order Redis holds for that uid;
+///
 /// and no order exists whose uid never got an answer under which it could have been committed
 /// (`won`, `already_won`, or an ambiguous no-answer / non-`busy` 5xx).
 pub fn check_invariants(attempts: &[Attempt], orders: &HashMap<String, (String, String)>, stock: u64) -> Result<Checked, String> {

@@ -1,6 +1,7 @@
-//! The edge benchmark's Envoy (`envoy/bench.yaml.tmpl`): the same Envoy process serving three
-//! listeners — no filter, Envoy's native per-uid `local_ratelimit`, and the seckill filter — each
-//! answering what it lets through with a direct response, plus a tiny flags feed for the filter.
+//! The edge benchmark's Envoy (`envoy/bench.yaml.tmpl`): the same Envoy process serving five
+//! listeners — no filter, Envoy's native per-uid `local_ratelimit`, the seckill filter, and the
+//! reference filter (`edge-filter/reference`) in its two modes — each answering what it lets
+//! through with a direct response, plus a tiny flags feed for the seckill filter.
 //!
 //! Shared by `seckill-bench edge` (throughput ratios, and the 1,000,000-uid memory run) and the
 //! memory-bound test in `tests/tests/edge.rs`: a buy the filter passes costs no origin or Redis
@@ -100,6 +101,10 @@ pub struct BenchEnvoy {
     pub native: SocketAddr,
     /// The seckill filter.
     pub filter: SocketAddr,
+    /// The reference filter, setting one header.
+    pub reference_set: SocketAddr,
+    /// The reference filter, reading `Authorization` and setting one header.
+    pub reference_read: SocketAddr,
     pub admin: SocketAddr,
     pub dir: PathBuf,
 }
@@ -109,6 +114,8 @@ pub struct BenchConfig {
     pub plain: SocketAddr,
     pub native: SocketAddr,
     pub filter: SocketAddr,
+    pub reference_set: SocketAddr,
+    pub reference_read: SocketAddr,
     pub admin: SocketAddr,
     pub yaml: String,
 }
@@ -117,11 +124,13 @@ fn loopback(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
-/// Render the bench template on free ports with `filter_config` (one line of JSON).
+/// Render the bench template on free ports with `filter_config` (one line of JSON); the reference
+/// filter is the built one ([`paths::reference_wasm`]).
 pub fn render(wasm: &Path, filter_config: &str, feed: SocketAddr) -> Result<BenchConfig, String> {
     let path = paths::workspace().join("envoy/bench.yaml.tmpl");
     let template = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let (plain, native, filter, admin) = (free_port(), free_port(), free_port(), free_port());
+    let (reference_set, reference_read) = (free_port(), free_port());
     let yaml = template
         .replace("{{PLAIN_PORT}}", &plain.to_string())
         .replace("{{NATIVE_PORT}}", &native.to_string())
@@ -129,25 +138,46 @@ pub fn render(wasm: &Path, filter_config: &str, feed: SocketAddr) -> Result<Benc
         .replace("{{ADMIN_PORT}}", &admin.to_string())
         .replace("{{FEED_HOST}}", &feed.ip().to_string())
         .replace("{{FEED_PORT}}", &feed.port().to_string())
+        .replace("{{REFERENCE_SET_PORT}}", &reference_set.to_string())
+        .replace("{{REFERENCE_READ_PORT}}", &reference_read.to_string())
         .replace("{{FILTER_WASM}}", &wasm.display().to_string())
+        .replace("{{REFERENCE_WASM}}", &paths::reference_wasm().display().to_string())
         .replace("{{FILTER_CONFIG}}", filter_config);
-    Ok(BenchConfig { plain: loopback(plain), native: loopback(native), filter: loopback(filter), admin: loopback(admin), yaml })
+    Ok(BenchConfig {
+        plain: loopback(plain),
+        native: loopback(native),
+        filter: loopback(filter),
+        reference_set: loopback(reference_set),
+        reference_read: loopback(reference_read),
+        admin: loopback(admin),
+        yaml,
+    })
 }
 
 impl BenchEnvoy {
     /// Render and start; waits until every listener accepts connections.
     pub fn start(envoy_bin: &Path, wasm: &Path, filter_config: &str, feed: SocketAddr, name: &str) -> Result<BenchEnvoy, String> {
+        reference_wasm()?;
         let cfg = render(wasm, filter_config, feed)?;
         let dir = paths::scratch_dir(name);
         let yaml = dir.join("bench.yaml");
         std::fs::write(&yaml, &cfg.yaml).map_err(|e| format!("cannot write {}: {e}", yaml.display()))?;
         let envoy = EnvoyProc::start_config(envoy_bin, &yaml, cfg.filter, cfg.admin, &dir.join("envoy.log"), 2)?;
-        for addr in [cfg.plain, cfg.native] {
+        for addr in [cfg.plain, cfg.native, cfg.reference_set, cfg.reference_read] {
             if !seckill_stack::net::wait_for_port(addr, Duration::from_secs(10)) {
                 return Err(format!("bench listener {addr} did not open; see {}", dir.join("envoy.log").display()));
             }
         }
-        Ok(BenchEnvoy { envoy, plain: cfg.plain, native: cfg.native, filter: cfg.filter, admin: cfg.admin, dir })
+        Ok(BenchEnvoy {
+            envoy,
+            plain: cfg.plain,
+            native: cfg.native,
+            filter: cfg.filter,
+            reference_set: cfg.reference_set,
+            reference_read: cfg.reference_read,
+            admin: cfg.admin,
+            dir,
+        })
     }
 
     /// Wait until the filter has the feed (the sale status is answered at the edge).
@@ -230,6 +260,16 @@ pub fn filter_wasm() -> Result<PathBuf, String> {
         Ok(p)
     } else {
         Err(format!("{} is missing: build it with `cargo build -p seckill-edge-filter --target wasm32-wasip1 --profile wasm` (or `cargo xtask build`)", p.display()))
+    }
+}
+
+/// The reference filter's built module (`cargo xtask build`).
+pub fn reference_wasm() -> Result<PathBuf, String> {
+    let p = paths::reference_wasm();
+    if p.is_file() {
+        Ok(p)
+    } else {
+        Err(format!("{} is missing: build it with `cargo xtask build`", p.display()))
     }
 }
 

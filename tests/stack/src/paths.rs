@@ -72,6 +72,11 @@ pub fn filter_wasm() -> PathBuf {
     target_dir().join("wasm32-wasip1/wasm/seckill_edge_filter.wasm")
 }
 
+/// The edge benchmark's reference filter (`edge-filter/reference`, built by `cargo xtask build`).
+pub fn reference_wasm() -> PathBuf {
+    target_dir().join("wasm32-wasip1/wasm/seckill_reference_filter.wasm")
+}
+
 /// A native binary of this workspace, built by cargo (`release` when built so, else `debug`).
 pub fn native_bin(name: &str) -> PathBuf {
     let release = target_dir().join("release").join(name);
