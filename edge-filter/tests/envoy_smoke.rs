@@ -257,9 +257,13 @@ fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) ->
     }
     req.push_str("\r\n");
     s.write_all(req.as_bytes()).unwrap();
-    // Read the head, then exactly content-length bytes, as a browser does (waiting for EOF would
-    // also wait out Envoy's delayed close of a `connection: close` local reply, 1 s by default).
-    let mut r = BufReader::new(s);
+    read_response(&mut BufReader::new(s))
+}
+
+/// Read one response: the head, then exactly content-length bytes, as a browser does (waiting for
+/// EOF would also wait out Envoy's delayed close of a `connection: close` local reply, 1 s by
+/// default); to EOF only when there is no content-length. Works on kept-alive connections too.
+fn read_response(r: &mut BufReader<TcpStream>) -> Resp {
     let mut status_line = String::new();
     r.read_line(&mut status_line).unwrap();
     let status = status_line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
@@ -283,27 +287,6 @@ fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) ->
             r.read_to_end(&mut body).unwrap();
         }
     }
-    Resp { status, headers, body: String::from_utf8_lossy(&body).into_owned() }
-}
-
-/// Read one response (head, then content-length bytes) from a kept-alive connection.
-fn read_response(r: &mut BufReader<TcpStream>) -> Resp {
-    let mut status_line = String::new();
-    r.read_line(&mut status_line).unwrap();
-    let status = status_line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let mut headers: Vec<(String, String)> = Vec::new();
-    loop {
-        let mut h = String::new();
-        if r.read_line(&mut h).unwrap() == 0 || h.trim_end().is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.trim_end().split_once(':') {
-            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
-        }
-    }
-    let len = headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse::<usize>().ok()).unwrap_or(0);
-    let mut body = vec![0; len];
-    r.read_exact(&mut body).unwrap();
     Resp { status, headers, body: String::from_utf8_lossy(&body).into_owned() }
 }
 

@@ -252,25 +252,24 @@ pub fn mib(bytes: u64) -> String {
     format!("{:.2} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
 
+/// `path` when the file is there, else how to build it.
+fn built(path: PathBuf, how: &str) -> Result<PathBuf, String> {
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!("{} is missing: build it with {how}", path.display()))
+    }
+}
+
 /// The filter's built module (`cargo xtask build` or `cargo build -p seckill-edge-filter --target
 /// wasm32-wasip1 --profile wasm`).
 pub fn filter_wasm() -> Result<PathBuf, String> {
-    let p = paths::filter_wasm();
-    if p.is_file() {
-        Ok(p)
-    } else {
-        Err(format!("{} is missing: build it with `cargo build -p seckill-edge-filter --target wasm32-wasip1 --profile wasm` (or `cargo xtask build`)", p.display()))
-    }
+    built(paths::filter_wasm(), "`cargo build -p seckill-edge-filter --target wasm32-wasip1 --profile wasm` (or `cargo xtask build`)")
 }
 
 /// The reference filter's built module (`cargo xtask build`).
 pub fn reference_wasm() -> Result<PathBuf, String> {
-    let p = paths::reference_wasm();
-    if p.is_file() {
-        Ok(p)
-    } else {
-        Err(format!("{} is missing: build it with `cargo xtask build`", p.display()))
-    }
+    built(paths::reference_wasm(), "`cargo xtask build`")
 }
 
 /// Envoy: `ENVOY_BIN`, else the project's pinned one.
