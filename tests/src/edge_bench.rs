@@ -1,7 +1,7 @@
-//! The edge benchmark's Envoy (`envoy/bench.yaml.tmpl`): the same Envoy process serving five
+//! The edge benchmark's Envoy (`envoy/bench.yaml.tmpl`): the same Envoy process serving seven
 //! listeners — no filter, Envoy's native per-uid `local_ratelimit`, the seckill filter, and the
-//! reference filter (`edge-filter/reference`) in its two modes — each answering what it lets
-//! through with a direct response, plus a tiny flags feed for the seckill filter.
+//! reference filter (`edge-filter/reference`) in each of its [`REFERENCE_MODES`] — each answering
+//! what it lets through with a direct response, plus a tiny flags feed for the seckill filter.
 //!
 //! Shared by `seckill-bench edge` (throughput ratios, and the 1,000,000-uid memory run) and the
 //! memory-bound test in `tests/tests/edge.rs`: a buy the filter passes costs no origin or Redis
@@ -92,7 +92,7 @@ impl Drop for FeedServer {
     }
 }
 
-/// The benchmark Envoy: one process, `--concurrency 2`, three listeners.
+/// The benchmark Envoy: one process, `--concurrency 2`, a listener per variant.
 pub struct BenchEnvoy {
     pub envoy: EnvoyProc,
     /// No filter.
@@ -101,10 +101,8 @@ pub struct BenchEnvoy {
     pub native: SocketAddr,
     /// The seckill filter.
     pub filter: SocketAddr,
-    /// The reference filter, setting one header.
-    pub reference_set: SocketAddr,
-    /// The reference filter, reading `Authorization` and setting one header.
-    pub reference_read: SocketAddr,
+    /// The reference filter, one listener per mode, in the order of [`REFERENCE_MODES`].
+    pub references: Vec<SocketAddr>,
     pub admin: SocketAddr,
     pub dir: PathBuf,
 }
@@ -114,11 +112,16 @@ pub struct BenchConfig {
     pub plain: SocketAddr,
     pub native: SocketAddr,
     pub filter: SocketAddr,
-    pub reference_set: SocketAddr,
-    pub reference_read: SocketAddr,
+    pub references: Vec<SocketAddr>,
     pub admin: SocketAddr,
     pub yaml: String,
 }
+
+/// The reference filter's modes (its plugin configuration), one bench listener each.
+pub const REFERENCE_MODES: [&str; 4] = ["set_header", "read_authorization", "pass_calls", "refuse_calls"];
+
+const REFERENCE_BEGIN: &str = "  # reference listener begin\n";
+const REFERENCE_END: &str = "  # reference listener end\n";
 
 fn loopback(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
@@ -130,7 +133,6 @@ pub fn render(wasm: &Path, filter_config: &str, feed: SocketAddr) -> Result<Benc
     let path = paths::workspace().join("envoy/bench.yaml.tmpl");
     let template = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let (plain, native, filter, admin) = (free_port(), free_port(), free_port(), free_port());
-    let (reference_set, reference_read) = (free_port(), free_port());
     let yaml = template
         .replace("{{PLAIN_PORT}}", &plain.to_string())
         .replace("{{NATIVE_PORT}}", &native.to_string())
@@ -138,20 +140,22 @@ pub fn render(wasm: &Path, filter_config: &str, feed: SocketAddr) -> Result<Benc
         .replace("{{ADMIN_PORT}}", &admin.to_string())
         .replace("{{FEED_HOST}}", &feed.ip().to_string())
         .replace("{{FEED_PORT}}", &feed.port().to_string())
-        .replace("{{REFERENCE_SET_PORT}}", &reference_set.to_string())
-        .replace("{{REFERENCE_READ_PORT}}", &reference_read.to_string())
         .replace("{{FILTER_WASM}}", &wasm.display().to_string())
         .replace("{{REFERENCE_WASM}}", &paths::reference_wasm().display().to_string())
         .replace("{{FILTER_CONFIG}}", filter_config);
-    Ok(BenchConfig {
-        plain: loopback(plain),
-        native: loopback(native),
-        filter: loopback(filter),
-        reference_set: loopback(reference_set),
-        reference_read: loopback(reference_read),
-        admin: loopback(admin),
-        yaml,
-    })
+    // The reference listener block, once per mode.
+    let (Some(begin), Some(end)) = (yaml.find(REFERENCE_BEGIN), yaml.find(REFERENCE_END)) else {
+        return Err(format!("{} has no `reference listener begin` / `end` block", path.display()));
+    };
+    let block = yaml.get(begin + REFERENCE_BEGIN.len()..end).unwrap_or_default();
+    let references: Vec<SocketAddr> = REFERENCE_MODES.iter().map(|_| loopback(free_port())).collect();
+    let listeners: String = REFERENCE_MODES
+        .iter()
+        .zip(&references)
+        .map(|(mode, addr)| block.replace("{{REFERENCE_MODE}}", mode).replace("{{REFERENCE_PORT}}", &addr.port().to_string()))
+        .collect();
+    let yaml = format!("{}{listeners}{}", &yaml[..begin], &yaml[end + REFERENCE_END.len()..]);
+    Ok(BenchConfig { plain: loopback(plain), native: loopback(native), filter: loopback(filter), references, admin: loopback(admin), yaml })
 }
 
 impl BenchEnvoy {
@@ -163,21 +167,17 @@ impl BenchEnvoy {
         let yaml = dir.join("bench.yaml");
         std::fs::write(&yaml, &cfg.yaml).map_err(|e| format!("cannot write {}: {e}", yaml.display()))?;
         let envoy = EnvoyProc::start_config(envoy_bin, &yaml, cfg.filter, cfg.admin, &dir.join("envoy.log"), 2)?;
-        for addr in [cfg.plain, cfg.native, cfg.reference_set, cfg.reference_read] {
-            if !seckill_stack::net::wait_for_port(addr, Duration::from_secs(10)) {
+        for addr in [cfg.plain, cfg.native].iter().chain(&cfg.references) {
+            if !seckill_stack::net::wait_for_port(*addr, Duration::from_secs(10)) {
                 return Err(format!("bench listener {addr} did not open; see {}", dir.join("envoy.log").display()));
             }
         }
-        Ok(BenchEnvoy {
-            envoy,
-            plain: cfg.plain,
-            native: cfg.native,
-            filter: cfg.filter,
-            reference_set: cfg.reference_set,
-            reference_read: cfg.reference_read,
-            admin: cfg.admin,
-            dir,
-        })
+        Ok(BenchEnvoy { envoy, plain: cfg.plain, native: cfg.native, filter: cfg.filter, references: cfg.references, admin: cfg.admin, dir })
+    }
+
+    /// The listener of the reference filter in `mode` (one of [`REFERENCE_MODES`]).
+    pub fn reference(&self, mode: &str) -> Option<SocketAddr> {
+        REFERENCE_MODES.iter().position(|m| *m == mode).and_then(|i| self.references.get(i)).copied()
     }
 
     /// Wait until the filter has the feed (the sale status is answered at the edge).

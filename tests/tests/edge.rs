@@ -392,6 +392,28 @@ fn envoy_validates_the_stack_config_and_refuses_a_bad_filter_config() {
     assert!(ok, "envoy/bench.yaml.tmpl must validate:\n{out}");
 }
 
+/// The edge benchmark's yardstick: the reference filter (`edge-filter/reference`) loads in each of
+/// its modes and answers a buy as the bench expects — `refuse_calls` with the seckill filter's
+/// throttled reply, the other modes by letting it through to the listener's direct response.
+#[test]
+fn the_benchmark_reference_filter_answers_in_each_mode() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+    let feed = rt.block_on(FeedServer::start()).expect("feed");
+    let config = seckill_stack::envoy_proc::dev_filter_config(DEV_TICKET_SECRET, DEV_EDGE_KEY, &[]);
+    let envoy = BenchEnvoy::start(&envoy_bin().expect("envoy"), &filter_wasm().expect("wasm"), &config, feed.addr, "reference").expect("bench envoy");
+    for mode in edge_bench::REFERENCE_MODES {
+        let addr = envoy.reference(mode).expect("a listener per mode");
+        let r = http(addr, "POST", &format!("/api/sales/{}/orders", edge_bench::SKU), &[("authorization", &ticket("ref1"))], "").expect("answer");
+        if mode == "refuse_calls" {
+            expect(&r, 429, "throttled", "edge");
+            assert_eq!(r.header("retry-after"), Some("5"), "{r:?}");
+        } else {
+            assert_eq!((r.status, r.outcome().as_str()), (200, "passed"), "mode {mode}: {r:?}");
+        }
+    }
+    assert!(envoy.reference("no_such_mode").is_none());
+}
+
 /// The memory bound, CI-sized: 4,096 buckets × 16 slots hold 65,536 (uid, sku) pairs; 200,000
 /// distinct uids overflow every bucket about three times. The filter takes its slots' memory when
 /// it starts (every bucket value at full size), so Envoy's memory must not grow by more than the
