@@ -8,8 +8,8 @@
 //!    modes: setting one header; reading `Authorization` and setting one header; making exactly
 //!    the host calls our filter makes to pass a fresh uid, or to refuse a repeat, without its
 //!    logic. The last two are the floor of our filter's two paths on this Envoy and machine; the
-//!    bench prints our filter's rate over each, round by round. The variants alternate in rounds (order rotated each round) so drift on
-//!    this shared 2-core machine hits them alike; each ratio is taken against the no-filter figure
+//!    bench prints our filter's rate over each, round by round. The variants alternate in rounds
+//!    (order rotated each round) so drift on this shared 2-core machine hits them alike; each ratio is taken against the no-filter figure
 //!    of the same round, and the median over rounds is reported. Requests are pre-built (tickets
 //!    pre-minted) and the load generator runs on one thread, so it takes as little CPU as it can.
 //! 2. **Memory**: 1,000,000 distinct uids through the filter with its default configuration (a
@@ -126,6 +126,17 @@ impl Variant {
         }
     }
 
+    /// The reference filter's mode (one of `REFERENCE_MODES`) for its variants.
+    fn reference_mode(self) -> Option<&'static str> {
+        match self {
+            Variant::ReferenceSet => Some("set_header"),
+            Variant::ReferenceRead => Some("read_authorization"),
+            Variant::ReferencePass => Some("pass_calls"),
+            Variant::ReferenceRefuse => Some("refuse_calls"),
+            Variant::Plain | Variant::NativeFresh | Variant::NativeRepeat | Variant::FilterFresh | Variant::FilterRepeat => None,
+        }
+    }
+
     /// The status every measured answer must have.
     fn expected(self) -> u16 {
         match self {
@@ -168,15 +179,6 @@ pub async fn throughput() -> anyhow::Result<serde_json::Value> {
     let batch = ((warm.per_second() * SECONDS as f64 * 1.5) as u64).max(20_000);
     let _ = drive(envoy.filter, CONNECTIONS, Duration::from_secs(1), cycle(repeats.clone())).await;
 
-    let reference = |v: Variant| -> anyhow::Result<SocketAddr> {
-        let mode = match v {
-            Variant::ReferenceSet => "set_header",
-            Variant::ReferenceRead => "read_authorization",
-            Variant::ReferencePass => "pass_calls",
-            _ => "refuse_calls",
-        };
-        envoy.reference(mode).ok_or_else(|| anyhow::anyhow!("no reference listener for mode {mode}"))
-    };
     let mut rates: BTreeMap<Variant, Vec<f64>> = BTreeMap::new();
     let mut ratios: BTreeMap<Variant, Vec<f64>> = BTreeMap::new();
     let mut fresh_from = 0u64;
@@ -190,7 +192,10 @@ pub async fn throughput() -> anyhow::Result<serde_json::Value> {
                 Variant::Plain => (envoy.plain, cycle(repeats.clone())),
                 Variant::NativeRepeat => (envoy.native, cycle(repeats.clone())),
                 Variant::FilterRepeat => (envoy.filter, cycle(repeats.clone())),
-                Variant::ReferenceSet | Variant::ReferenceRead | Variant::ReferencePass | Variant::ReferenceRefuse => (reference(v)?, cycle(repeats.clone())),
+                Variant::ReferenceSet | Variant::ReferenceRead | Variant::ReferencePass | Variant::ReferenceRefuse => {
+                    let listener = v.reference_mode().and_then(|mode| envoy.reference(mode));
+                    (listener.ok_or_else(|| anyhow::anyhow!("no reference listener for {}", v.label()))?, cycle(repeats.clone()))
+                }
                 Variant::NativeFresh | Variant::FilterFresh => {
                     // Minted before the clock starts; uids never seen by either listener.
                     let reqs = mint(if v == Variant::NativeFresh { "n" } else { "f" }, fresh_from, batch);

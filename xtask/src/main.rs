@@ -131,7 +131,7 @@ fn bench(what: &str) -> Result<(), String> {
     // `e2e` is the simulator's (the same crowd through the edge and straight at the origin);
     // the others are `seckill-bench`'s. `all` runs both.
     if what != "e2e" {
-        run(cargo().args(["run", "--quiet", "--release", "-p", "seckill-tests", "--bin", "seckill-bench", "--", what]).env("ENVOY_BIN", &envoy))?;
+        seckill_bench(&[what], &envoy)?;
     }
     if what == "e2e" || what == "all" {
         run(Command::new(seckill_stack::paths::native_bin("seckill-sim")).args(["e2e"]).env("ENVOY_BIN", &envoy))?;
@@ -143,7 +143,12 @@ fn soak(minutes: u64) -> Result<(), String> {
     setup::setup()?;
     build()?;
     let envoy = setup::envoy_path()?;
-    run(cargo().args(["run", "--quiet", "--release", "-p", "seckill-tests", "--bin", "seckill-bench", "--", "soak", &minutes.to_string()]).env("ENVOY_BIN", &envoy))
+    seckill_bench(&["soak", &minutes.to_string()], &envoy)
+}
+
+/// `seckill-bench` (release) with `args`, on the given Envoy.
+fn seckill_bench(args: &[&str], envoy: &std::path::Path) -> Result<(), String> {
+    run(cargo().args(["run", "--quiet", "--release", "-p", "seckill-tests", "--bin", "seckill-bench", "--"]).args(args).env("ENVOY_BIN", envoy))
 }
 
 fn main() -> ExitCode {

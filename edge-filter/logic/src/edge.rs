@@ -10,12 +10,13 @@
 //! 4. throttle: one request per (uid, sku) per window reaches the origin; repeats get the last
 //!    final answer replayed, else `429 throttled`;
 //! 5. the start lottery (when configured): a first buy in the sale's first `start_lottery_ms` is
-//!    told to come back at its drawn moment (`429 throttled`, recorded in its slot);
+//!    held at the edge until its drawn moment and then decided again (`hold_at_edge`, the
+//!    default), or told to come back then (`429 throttled`); either way recorded in its slot;
 //! 6. the admission budget: enough buys in flight for the units left → `429 throttled` (nothing
 //!    recorded);
 //! 7. otherwise pass on with `x-seckill-uid` and `x-seckill-edge-key`.
 //!
-//! Any failing host call or exhausted CAS loop degrades to step 5 (with a counter): the origin
+//! Any failing host call or exhausted CAS loop degrades to step 7 (with a counter): the origin
 //! enforces every rule itself, the edge only saves it work.
 
 use std::cell::RefCell;
@@ -414,16 +415,13 @@ impl Edge {
                     self.edge_answer(host, Reason::Throttled, &BuyAnswer::throttled(AT_CAPACITY_RETRY_MS.min(cfg.window_ms.max(1))))
                 }
             },
-            Ok(Verdict::Pass(up)) => {
-                if up == Upsert::Evicted {
-                    host.count(Counter::Evictions);
+            // Passed: with the entry written, or (with the failure's counter) without it.
+            Ok(Verdict::Pass(_)) | Err(_) => {
+                match verdict {
+                    Ok(Verdict::Pass(Upsert::Evicted)) => host.count(Counter::Evictions),
+                    Err(counter) => host.count(counter),
+                    _ => {}
                 }
-                host.count(Counter::Decision(Reason::Passed));
-                self.admission.passed(sku, feed_version, now);
-                Decision::Forward(self.forward_as(&uid, Some(learn(&uid))))
-            }
-            Err(counter) => {
-                host.count(counter);
                 host.count(Counter::Decision(Reason::Passed));
                 self.admission.passed(sku, feed_version, now);
                 Decision::Forward(self.forward_as(&uid, Some(learn(&uid))))

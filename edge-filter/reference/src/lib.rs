@@ -119,9 +119,20 @@ fn request_headers() -> Vec<u8> {
     }
 }
 
+/// The header `set_header` and `read_authorization` set.
+fn set_reference_header(value: &[u8]) -> Action {
+    let _ = hostcalls::set_map_value_bytes(MapType::HttpRequestHeaders, "x-reference", Some(value));
+    Action::Continue
+}
+
 impl HttpContext for Stream {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         match self.mode {
+            Mode::SetHeader => set_reference_header(b"1"),
+            Mode::ReadAuthorization => match hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, "authorization") {
+                Ok(Some(v)) if !v.is_empty() => set_reference_header(b"1"),
+                _ => set_reference_header(b"0"),
+            },
             Mode::PassCalls => {
                 let headers = request_headers();
                 let _ = hostcalls::get_current_time();
@@ -132,7 +143,7 @@ impl HttpContext for Stream {
                 }
                 let _ = hostcalls::set_map_value_bytes(MapType::HttpRequestHeaders, "x-seckill-uid", Some(b"reference"));
                 let _ = hostcalls::set_map_value_bytes(MapType::HttpRequestHeaders, "x-seckill-edge-key", Some(b"reference"));
-                return Action::Continue;
+                Action::Continue
             }
             Mode::RefuseCalls => {
                 let _ = request_headers();
@@ -144,22 +155,12 @@ impl HttpContext for Stream {
                     ("x-seckill-outcome", "throttled"),
                     ("retry-after", "5"),
                 ];
-                return match hostcalls::send_http_response(429, headers, Some(br#"{"outcome":"throttled","retry_after_ms":5000}"#)) {
+                match hostcalls::send_http_response(429, headers, Some(br#"{"outcome":"throttled","retry_after_ms":5000}"#)) {
                     Ok(()) => Action::Pause,
                     Err(_) => Action::Continue,
-                };
+                }
             }
-            Mode::SetHeader | Mode::ReadAuthorization => {}
         }
-        let value: &[u8] = match self.mode {
-            Mode::ReadAuthorization => match hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, "authorization") {
-                Ok(Some(v)) if !v.is_empty() => b"1",
-                _ => b"0",
-            },
-            _ => b"1",
-        };
-        let _ = hostcalls::set_map_value_bytes(MapType::HttpRequestHeaders, "x-reference", Some(value));
-        Action::Continue
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
