@@ -15,6 +15,7 @@ use tokio::sync::Notify;
 
 use seckill_core::feed::{FlagsFeed, SaleFlags};
 
+use crate::edges::EdgeRoster;
 use crate::store::Store;
 
 /// One refresh's result: the feed and its JSON.
@@ -29,6 +30,8 @@ pub struct Snapshot {
 pub struct FlagsSnapshot {
     current: RwLock<Arc<Snapshot>>,
     poke: Notify,
+    /// Edges heard on the feed since the last refresh.
+    pub roster: EdgeRoster,
 }
 
 impl Default for FlagsSnapshot {
@@ -39,11 +42,12 @@ impl Default for FlagsSnapshot {
 
 impl FlagsSnapshot {
     pub fn new() -> Self {
-        let feed = FlagsFeed { version: 0, server_time: 0, sales: Vec::new() };
+        let feed = FlagsFeed { version: 0, server_time: 0, sales: Vec::new(), edges: None };
         let json = Bytes::from(serde_json::to_vec(&feed).unwrap_or_default());
         FlagsSnapshot {
             current: RwLock::new(Arc::new(Snapshot { feed, by_sku: HashMap::new(), json, loaded: false })),
             poke: Notify::new(),
+            roster: EdgeRoster::default(),
         }
     }
 
@@ -59,14 +63,28 @@ impl FlagsSnapshot {
         self.poke.notify_one();
     }
 
-    /// Refresh once from Redis.
+    /// Refresh once from Redis: the sales' flags and the fleet's roster.
+    ///
+    /// The feed's version is the sum of every sale's change counters plus the roster's generation:
+    /// each term only grows, so a later snapshot never has a smaller version (an edge polling
+    /// several origins keeps the largest it saw; see the edge's `flags::store_feed`).
     pub async fn refresh(&self, store: &Store, now_ms: u64) -> Result<(), crate::store::StoreError> {
+        let heard = self.roster.take();
+        let fleet = match store.fleet(&heard).await {
+            Ok(f) => f,
+            Err(e) => {
+                // Hear them again next time.
+                heard.iter().for_each(|id| self.roster.heard(id));
+                return Err(e);
+            }
+        };
         let skus = store.skus().await?;
         let records = store.sale_records(&skus).await?;
-        let version = records.iter().map(|r| r.version).sum();
+        let version = records.iter().map(|r| r.version).sum::<u64>() + fleet.generation;
         let sales: Vec<SaleFlags> = records.into_iter().map(|r| r.flags).collect();
         let by_sku = sales.iter().map(|s| (s.sku.clone(), s.clone())).collect();
-        let feed = FlagsFeed { version, server_time: now_ms, sales };
+        let edges = (fleet.edges > 0).then_some(fleet.edges);
+        let feed = FlagsFeed { version, server_time: now_ms, sales, edges };
         let json = Bytes::from(serde_json::to_vec(&feed).unwrap_or_default());
         let snap = Arc::new(Snapshot { feed, by_sku, json, loaded: true });
         match self.current.write() {

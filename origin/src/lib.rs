@@ -7,6 +7,8 @@
 //! Layout (after tokio-rs/mini-redis: thin binaries over this library):
 //! - [`settings`]: what the origin is configured with.
 //! - [`store`]: every Redis operation, each an atomic Lua script.
+//! - [`redis_conn`]: the connection under the store: one Redis, or a Redis Cluster.
+//! - [`edges`]: how many edges of a fleet share the sales (for their admission budget).
 //! - [`flags`]: the in-memory snapshot behind the edge's flags feed and the public sale status.
 //! - [`server`]: HTTP routing (`match (method, path)`), the shopper, edge and SRE endpoints.
 //! - [`metrics`]: Prometheus metrics.
@@ -16,8 +18,10 @@
 //! Binaries: `seckill-origin` (the service) and `seckillctl` (the SRE command line).
 
 pub mod client;
+pub mod edges;
 pub mod flags;
 pub mod metrics;
+pub mod redis_conn;
 pub mod server;
 pub mod settings;
 pub mod store;

@@ -42,10 +42,27 @@ pub struct App {
 }
 
 impl App {
+    /// An app on a standalone Redis (no I/O: it connects when Redis is up). For a cluster, see
+    /// [`App::connect`].
     pub fn new(settings: Settings) -> Result<Arc<App>, StoreError> {
-        let store = Store::new(&settings.redis_url, settings.redis_timeout, settings.reply_grace, settings.admin_timeout)?;
+        let url = match &settings.redis {
+            crate::redis_conn::RedisTarget::Standalone(url) => url.clone(),
+            other => return Err(StoreError::Protocol(format!("{} needs App::connect", other.describe()))),
+        };
+        let store = Store::new(&url, settings.redis_timeout, settings.reply_grace, settings.admin_timeout)?;
+        Ok(Self::with_store(settings, store))
+    }
+
+    /// An app on `settings.redis`, standalone or cluster; a cluster is reached now (a node list
+    /// that reaches none is an error here).
+    pub async fn connect(settings: Settings) -> Result<Arc<App>, StoreError> {
+        let store = Store::connect(&settings.redis, settings.durability, settings.redis_timeout, settings.reply_grace, settings.admin_timeout).await?;
+        Ok(Self::with_store(settings, store))
+    }
+
+    fn with_store(settings: Settings, store: Store) -> Arc<App> {
         let status_cache = moka::future::Cache::builder().max_capacity(100_000).time_to_live(settings.status_cache_ttl).build();
-        Ok(Arc::new(App { settings, store, flags: Arc::new(FlagsSnapshot::new()), metrics: Metrics::new(), status_cache }))
+        Arc::new(App { settings, store, flags: Arc::new(FlagsSnapshot::new()), metrics: Metrics::new(), status_cache })
     }
 
     /// Start the flags refresher and the expiry sweeper. The caller aborts them at shutdown.
@@ -542,6 +559,9 @@ fn flags_feed(app: &App, req: &Request<Incoming>) -> Response<Body> {
             app.metrics.count("flags", "unauthorized");
             return error(StatusCode::UNAUTHORIZED, "the flags feed is for the edge: x-seckill-edge-key required");
         }
+    }
+    if let Some(id) = header(req, headers::EDGE_ID).filter(|id| is_valid_id(id)) {
+        app.flags.roster.heard(id);
     }
     let snap = app.flags.get();
     if !snap.loaded {

@@ -5,6 +5,9 @@
 
 use std::time::Duration;
 
+use crate::redis_conn::RedisTarget;
+use crate::store::Durability;
+
 /// Well-known secrets of the local demo stack (see CONTRACT.md). Never used without `--dev`.
 pub const DEV_TICKET_SECRET: &str = "dev-ticket-secret";
 pub const DEV_ADMIN_TOKEN: &str = "dev-admin-token";
@@ -12,7 +15,10 @@ pub const DEV_EDGE_KEY: &str = "dev-edge-key";
 
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub redis_url: String,
+    /// One Redis (`redis://…`, the default) or a Redis Cluster's seed nodes.
+    pub redis: RedisTarget,
+    /// What a `won` waits for (replicas confirming the commit, in a cluster).
+    pub durability: Durability,
     /// Secrets that sign tickets; the first mints demo-login tickets. (The origin does not verify
     /// tickets itself: it believes the uid the edge verified, see `edge_key`.)
     pub ticket_secrets: Vec<String>,
@@ -40,7 +46,8 @@ impl Settings {
     /// The demo stack's settings against `redis_url`.
     pub fn dev(redis_url: &str) -> Self {
         Settings {
-            redis_url: redis_url.to_owned(),
+            redis: RedisTarget::Standalone(redis_url.to_owned()),
+            durability: Durability::MASTER_ONLY,
             ticket_secrets: vec![DEV_TICKET_SECRET.to_owned()],
             admin_token: DEV_ADMIN_TOKEN.to_owned(),
             edge_key: DEV_EDGE_KEY.to_owned(),

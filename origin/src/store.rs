@@ -6,22 +6,45 @@
 //! Every key of a sku carries the hash tag `{sku}`, so all keys one script touches live in one
 //! Redis Cluster slot.
 //!
-//! All calls go through one multiplexed [`ConnectionManager`]: concurrent requests are pipelined
-//! on it and it reconnects by itself after Redis comes back. Every call is bounded in time; see
-//! [`Store::buy`] for how a timeout is kept from meaning "maybe committed".
+//! All calls go through one [`RedisConn`]: a multiplexed standalone connection (concurrent
+//! requests are pipelined on it and it reconnects by itself) or a Redis Cluster connection (each
+//! call routed to its slot's master; no call names keys of two slots). Every call is bounded in
+//! time; see [`Store::buy`] for how a timeout is kept from meaning "maybe committed", and
+//! [`Durability`] for what a `won` waits for in a cluster.
 
 use std::future::Future;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 use serde::{Deserialize, Serialize};
 
 use seckill_core::feed::SaleFlags;
 use seckill_core::sale::{state_at, SaleState};
 
-/// Set of every sku that has a sale (not sku-tagged: it is read by the flags refresher).
+use crate::redis_conn::{ConnTimeouts, RedisConn, RedisTarget};
+
+/// Set of every sku that has a sale: one key (one slot in a cluster), read only by the flags
+/// refresher and the SRE listing, never on a shopper's path (those take the skus from the snapshot).
 const SALES_KEY: &str = "sk:sales";
+
+/// What a `won` waits for before it is answered.
+///
+/// `replicas: 0` (standalone, the default): the commit is on the master's disk (AOF `always`).
+/// `replicas: n` (a cluster): the buy script and `WAIT n wait_ms` go to the master in one pipeline,
+/// so `WAIT` covers exactly that commit; only when `n` replicas have it is `won` sent, so it
+/// survives the loss of the master. When they do not confirm in time the order is withdrawn
+/// (`withdraw.lua`: unit back, uid freed, no trace) and the answer is `busy`, so "`busy` means
+/// nothing was committed" stays true (see the README's "What `won` means in a cluster").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Durability {
+    pub replicas: u32,
+    pub wait: Duration,
+}
+
+impl Durability {
+    /// The master's own disk only.
+    pub const MASTER_ONLY: Durability = Durability { replicas: 0, wait: Duration::ZERO };
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -31,6 +54,8 @@ pub enum StoreError {
     Timeout(Duration),
     #[error("unexpected answer from redis: {0}")]
     Protocol(String),
+    #[error("no replica confirmed the commit within {0:?}; the order was withdrawn")]
+    NotReplicated(Duration),
 }
 
 /// The keys of one sku. The `{sku}` hash tag keeps them in one cluster slot.
@@ -174,18 +199,37 @@ pub fn sku_of_order(order_id: &str) -> Option<&str> {
         .then_some(sku)
 }
 
+/// The buy script's reply as a [`BuyResult`].
+fn parse_buy_reply(reply: &[String]) -> Result<BuyResult, StoreError> {
+    let field = |i: usize| reply.get(i).cloned().unwrap_or_default();
+    let num = |i: usize| reply.get(i).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+    Ok(match reply.first().map(String::as_str) {
+        Some("won") => BuyResult::Won { order_id: field(1) },
+        Some("already_won") => BuyResult::AlreadyWon { order_id: field(1) },
+        Some("sold_out") => BuyResult::SoldOut,
+        Some("not_started") => BuyResult::NotStarted { starts_at: num(1), ends_at: num(2) },
+        Some("ended") => BuyResult::Ended { starts_at: num(1), ends_at: num(2) },
+        Some("unknown_sku") => BuyResult::UnknownSku,
+        Some("busy") => BuyResult::Late,
+        _ => return Err(StoreError::Protocol(format!("buy script answered {reply:?}"))),
+    })
+}
+
 struct Scripts {
     buy: Script,
     expire: Script,
     pay: Script,
     reset: Script,
     set_flag: Script,
+    withdraw: Script,
+    edges: Script,
 }
 
 /// The origin's handle on Redis. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    conn: ConnectionManager,
+    conn: RedisConn,
+    durability: Durability,
     scripts: std::sync::Arc<Scripts>,
     /// Bound on the shopper paths (buy, pay, orders): a flash crowd needs a fast `busy`.
     timeout: Duration,
@@ -204,32 +248,48 @@ fn parse_u64(v: &Option<String>) -> u64 {
 }
 
 impl Store {
-    /// Make a store for `redis_url`. Does not wait for Redis: the origin starts (and answers `busy`,
-    /// `/readyz` 503) while Redis is down, and connects when it comes up.
+    /// Make a store for a standalone `redis_url`. Does not wait for Redis: the origin starts (and
+    /// answers `busy`, `/readyz` 503) while Redis is down, and connects when it comes up.
     ///
     /// `timeout` bounds the shopper calls; a buy additionally waits `reply_grace` for a reply whose
     /// script started in time (see [`Store::buy`]). `admin_timeout` bounds SRE and background calls.
     pub fn new(redis_url: &str, timeout: Duration, reply_grace: Duration, admin_timeout: Duration) -> Result<Self, StoreError> {
-        let client = redis::Client::open(redis_url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some((timeout + reply_grace).max(admin_timeout)))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(500))
-            .set_pipeline_buffer_size(4096);
-        let conn = ConnectionManager::new_lazy_with_config(client, config)?;
+        let conn = RedisConn::standalone(redis_url, Self::conn_timeouts(timeout, reply_grace, admin_timeout))?;
+        Ok(Self::with_conn(conn, Durability::MASTER_ONLY, timeout, reply_grace, admin_timeout))
+    }
+
+    /// Make a store for `target`: standalone as [`Store::new`]; a cluster is connected now (a
+    /// node list that reaches no cluster is an error here, at start-up).
+    pub async fn connect(target: &RedisTarget, durability: Durability, timeout: Duration, reply_grace: Duration, admin_timeout: Duration) -> Result<Self, StoreError> {
+        let conn = RedisConn::connect(target, Self::conn_timeouts(timeout, reply_grace, admin_timeout)).await?;
+        Ok(Self::with_conn(conn, durability, timeout, reply_grace, admin_timeout))
+    }
+
+    fn conn_timeouts(timeout: Duration, reply_grace: Duration, admin_timeout: Duration) -> ConnTimeouts {
+        ConnTimeouts { connect: timeout, response: (timeout + reply_grace).max(admin_timeout) }
+    }
+
+    fn with_conn(conn: RedisConn, durability: Durability, timeout: Duration, reply_grace: Duration, admin_timeout: Duration) -> Self {
         let scripts = Scripts {
             buy: Script::new(include_str!("lua/buy.lua")),
             expire: Script::new(include_str!("lua/expire.lua")),
             pay: Script::new(include_str!("lua/pay.lua")),
             reset: Script::new(include_str!("lua/reset.lua")),
             set_flag: Script::new(include_str!("lua/set_flag.lua")),
+            withdraw: Script::new(include_str!("lua/withdraw.lua")),
+            edges: Script::new(include_str!("lua/edges.lua")),
         };
-        Ok(Store { conn, scripts: std::sync::Arc::new(scripts), timeout, reply_grace, admin_timeout })
+        // The buy's wait for replicas runs inside its own time bound.
+        let durability = Durability { wait: durability.wait.min(reply_grace), ..durability };
+        Store { conn, durability, scripts: std::sync::Arc::new(scripts), timeout, reply_grace, admin_timeout }
     }
 
-    pub fn timeout(&self) -> Duration {
-        self.timeout
+    pub fn is_cluster(&self) -> bool {
+        self.conn.is_cluster()
+    }
+
+    pub fn durability(&self) -> Durability {
+        self.durability
     }
 
     async fn bounded<T>(&self, limit: Duration, fut: impl Future<Output = redis::RedisResult<T>>) -> Result<T, StoreError> {
@@ -253,25 +313,62 @@ impl Store {
     /// reply until fence + `reply_grace`. So an `Err` (answered `busy`) can only hide a commit when a
     /// script that started before the fence took longer than `reply_grace` to reply (its fsync and
     /// the network included); the uid's next attempt then gets `already_won` with that order.
+    ///
+    /// With [`Durability::replicas`] > 0 a `won` also waits for the replicas; one they did not
+    /// confirm is withdrawn and this returns [`StoreError::NotReplicated`] (answered `busy`).
     pub async fn buy(&self, sku: &str, uid: &str) -> Result<BuyResult, StoreError> {
         let k = SkuKeys::new(sku);
         let fence = now_ms() + self.timeout.as_millis() as u64;
         let mut inv = self.scripts.buy.prepare_invoke();
         inv.key(&k.sale).key(&k.orders).key(&k.held).key(&k.history).key(&k.pending).arg(sku).arg(uid).arg(fence);
+        let bound = self.timeout + self.reply_grace;
+        let (reply, acked) = if self.durability.replicas == 0 {
+            let mut c = self.conn.clone();
+            (self.bounded(bound, inv.invoke_async::<Vec<String>>(&mut c)).await?, None)
+        } else {
+            let (reply, acked) = self.bounded(bound, self.buy_then_wait(&k, sku, uid, fence)).await?;
+            (reply, Some(acked))
+        };
+        let result = parse_buy_reply(&reply)?;
+        if let (BuyResult::Won { order_id }, Some(acked)) = (&result, acked) {
+            if acked < i64::from(self.durability.replicas) {
+                self.withdraw(&k, order_id, uid).await;
+                return Err(StoreError::NotReplicated(self.durability.wait));
+            }
+        }
+        Ok(result)
+    }
+
+    /// The buy script and `WAIT replicas wait_ms` in one pipeline to the sku's master, so the
+    /// `WAIT` counts the replicas that have this very commit. Returns the script's reply and how
+    /// many replicas acknowledged. A master that lost the script (after a failover) gets it again.
+    async fn buy_then_wait(&self, k: &SkuKeys, sku: &str, uid: &str, fence: u64) -> redis::RedisResult<(Vec<String>, i64)> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("EVALSHA").arg(self.scripts.buy.get_hash()).arg(5).arg(&k.sale).arg(&k.orders).arg(&k.held).arg(&k.history).arg(&k.pending);
+        pipe.arg(sku).arg(uid).arg(fence);
+        pipe.cmd("WAIT").arg(self.durability.replicas).arg(self.durability.wait.as_millis() as u64);
         let mut c = self.conn.clone();
-        let reply: Vec<String> = self.bounded(self.timeout + self.reply_grace, inv.invoke_async(&mut c)).await?;
-        let field = |i: usize| reply.get(i).cloned().unwrap_or_default();
-        let num = |i: usize| reply.get(i).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
-        Ok(match reply.first().map(String::as_str) {
-            Some("won") => BuyResult::Won { order_id: field(1) },
-            Some("already_won") => BuyResult::AlreadyWon { order_id: field(1) },
-            Some("sold_out") => BuyResult::SoldOut,
-            Some("not_started") => BuyResult::NotStarted { starts_at: num(1), ends_at: num(2) },
-            Some("ended") => BuyResult::Ended { starts_at: num(1), ends_at: num(2) },
-            Some("unknown_sku") => BuyResult::UnknownSku,
-            Some("busy") => BuyResult::Late,
-            _ => return Err(StoreError::Protocol(format!("buy script answered {reply:?}"))),
-        })
+        match pipe.query_async(&mut c).await {
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                self.scripts.buy.prepare_invoke().load_async(&mut c).await?;
+                pipe.query_async(&mut c).await
+            }
+            other => other,
+        }
+    }
+
+    /// Take back an order its replicas did not confirm: the unit returns to stock and the uid is
+    /// free again, as if the attempt had never been made. Best effort: if this fails too (the
+    /// master is gone), the order survives only where the commit did, and the uid's next attempt
+    /// gets `already_won` with it.
+    async fn withdraw(&self, k: &SkuKeys, order_id: &str, uid: &str) {
+        let mut inv = self.scripts.withdraw.prepare_invoke();
+        inv.key(&k.sale).key(&k.orders).key(&k.held).key(&k.history).key(&k.pending).arg(order_id).arg(uid);
+        let mut c = self.conn.clone();
+        match self.bounded(self.admin_timeout, inv.invoke_async::<i64>(&mut c)).await {
+            Ok(n) => tracing::warn!(order_id, withdrawn = n, "no replica confirmed a commit in time: order withdrawn, answered busy"),
+            Err(e) => tracing::error!(order_id, error = %e, "no replica confirmed a commit and withdrawing it failed"),
+        }
     }
 
     /// Create or reset a sale and register its sku. Returns its new version.
@@ -348,14 +445,15 @@ impl Store {
         if skus.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pipe = redis::pipe();
-        for sku in skus {
-            pipe.cmd("HMGET")
-                .arg(SkuKeys::new(sku).sale)
-                .arg(&["starts_at", "ends_at", "flag_manual", "flag_auto", "per_user_limit", "version", "seq", "stock_left"]);
-        }
-        let mut c = self.conn.clone();
-        let rows: Vec<Vec<Option<String>>> = self.bounded(self.admin_timeout, pipe.query_async(&mut c)).await?;
+        let cmds = skus
+            .iter()
+            .map(|sku| {
+                let mut c = redis::cmd("HMGET");
+                c.arg(SkuKeys::new(sku).sale).arg(&["starts_at", "ends_at", "flag_manual", "flag_auto", "per_user_limit", "version", "seq", "stock_left"]);
+                c
+            })
+            .collect();
+        let rows: Vec<Vec<Option<String>>> = self.bounded(self.admin_timeout, self.conn.per_key(cmds)).await?;
         Ok(skus
             .iter()
             .zip(rows)
@@ -377,6 +475,18 @@ impl Store {
                 }
             })
             .collect())
+    }
+
+    /// Record the edges heard since the last call and read the fleet's roster (see [`crate::edges`]).
+    pub async fn fleet(&self, heard: &[String]) -> Result<crate::edges::Fleet, StoreError> {
+        let mut inv = self.scripts.edges.prepare_invoke();
+        inv.key("sk:{fleet}:edges").key("sk:{fleet}:roster").arg(crate::edges::EDGE_TTL_MS);
+        for id in heard {
+            inv.arg(id);
+        }
+        let mut c = self.conn.clone();
+        let (edges, generation): (u64, u64) = self.bounded(self.admin_timeout, inv.invoke_async(&mut c)).await?;
+        Ok(crate::edges::Fleet { edges, generation })
     }
 
     /// Expire up to `batch` overdue unpaid orders of `sku`. Returns (expired, examined).
@@ -409,24 +519,22 @@ impl Store {
         if skus.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pipe = redis::pipe();
-        for sku in skus {
-            pipe.hget(SkuKeys::new(sku).history, uid);
-        }
-        let mut c = self.conn.clone();
-        let histories: Vec<Option<String>> = self.bounded(self.timeout, pipe.query_async(&mut c)).await?;
-        let mut pipe = redis::pipe();
+        let cmds = skus.iter().map(|sku| redis::Cmd::hget(SkuKeys::new(sku).history, uid)).collect();
+        let histories: Vec<Option<String>> = self.bounded(self.timeout, self.conn.per_key(cmds)).await?;
+        let mut cmds = Vec::new();
         let mut asked = Vec::new();
         for (sku, hist) in skus.iter().zip(histories) {
             let Some(hist) = hist else { continue };
             let ids: Vec<String> = hist.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect();
-            pipe.cmd("HMGET").arg(SkuKeys::new(sku).orders).arg(&ids);
+            let mut c = redis::cmd("HMGET");
+            c.arg(SkuKeys::new(sku).orders).arg(&ids);
+            cmds.push(c);
             asked.push((sku.clone(), ids));
         }
         if asked.is_empty() {
             return Ok(Vec::new());
         }
-        let records: Vec<Vec<Option<String>>> = self.bounded(self.timeout, pipe.query_async(&mut c)).await?;
+        let records: Vec<Vec<Option<String>>> = self.bounded(self.timeout, self.conn.per_key(cmds)).await?;
         let mut out = Vec::new();
         for ((sku, ids), recs) in asked.into_iter().zip(records) {
             for (id, rec) in ids.into_iter().zip(recs) {

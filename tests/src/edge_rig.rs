@@ -335,7 +335,7 @@ impl EdgeRig {
         let settings = EdgeSettings {
             edge_port: seckill_stack::net::free_port(),
             admin_port: seckill_stack::net::free_port(),
-            origin: gate.addr(),
+            origins: vec![gate.addr()],
             filter_wasm: filter_wasm()?,
             filter_config: dev_filter_config(DEV_TICKET_SECRET, DEV_EDGE_KEY, extra),
             site_dir: site,

@@ -72,7 +72,7 @@ impl StackRig {
         let settings = EdgeSettings {
             edge_port: free_port(),
             admin_port: free_port(),
-            origin: upstream,
+            origins: vec![upstream],
             filter_wasm: paths::filter_wasm(),
             filter_config: dev_filter_config("dev-ticket-secret", "dev-edge-key", &extra),
             site_dir: dir.join("site"),

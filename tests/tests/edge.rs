@@ -372,7 +372,7 @@ fn envoy_validates_the_stack_config_and_refuses_a_bad_filter_config() {
     let settings = |filter_config: String| EdgeSettings {
         edge_port: seckill_tests::net::free_port(),
         admin_port: seckill_tests::net::free_port(),
-        origin: std::net::SocketAddr::from(([127, 0, 0, 1], seckill_tests::net::free_port())),
+        origins: vec![std::net::SocketAddr::from(([127, 0, 0, 1], seckill_tests::net::free_port()))],
         filter_wasm: wasm.clone(),
         filter_config,
         site_dir: dir.clone(),

@@ -154,7 +154,7 @@ impl Stack {
         let settings = EdgeSettings {
             edge_port: free_port(),
             admin_port: free_port(),
-            origin: origin.addr,
+            origins: vec![origin.addr],
             filter_wasm: paths::filter_wasm(),
             filter_config: dev_filter_config(DEV_TICKET_SECRET, DEV_EDGE_KEY, &[]),
             site_dir,

@@ -3,17 +3,17 @@
 //! `up` starts Redis (its own port and folder under `target/seckill/stack/`), the origin and Envoy
 //! with the filter, waits until each is ready, records their pids in `target/seckill/stack/state`
 //! and prints the addresses as `key=value` lines. `down` stops exactly the pids `up` recorded.
+//! With `--edges N`, `--origins M` or `--redis-cluster` the same is a fleet
+//! (`seckill_stack::fleet`): N edges behind a front Envoy, M origins, a Redis Cluster.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use seckill_stack::envoy_proc::{dev_filter_config, EdgeSettings, EnvoyProc};
-use seckill_stack::net::http_get;
-use seckill_stack::origin_proc::OriginProc;
+use seckill_stack::envoy_proc::dev_filter_config;
+use seckill_stack::fleet::{EdgeInputs, Fleet, FleetSpec, PublicPorts};
 use seckill_stack::paths;
-use seckill_stack::redis_proc::{RedisProc, STACK_FSYNC};
 
 #[derive(clap::Args, Clone)]
 pub struct UpArgs {
@@ -31,6 +31,27 @@ pub struct UpArgs {
     /// Envoy worker threads.
     #[arg(long, default_value_t = 2)]
     pub concurrency: u32,
+    /// A fleet: N Envoys with the filter behind one front Envoy that routes by the ticket's uid.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub edges: Option<u16>,
+    /// M origin processes behind every edge.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub origins: u16,
+    /// A Redis Cluster (3 masters + 3 replicas on free ports) instead of one Redis.
+    #[arg(long)]
+    pub redis_cluster: bool,
+}
+
+impl UpArgs {
+    fn spec(&self) -> FleetSpec {
+        FleetSpec {
+            edges: usize::from(self.edges.unwrap_or(1)),
+            front: self.edges.is_some(),
+            origins: usize::from(self.origins),
+            cluster: self.redis_cluster,
+            concurrency: self.concurrency,
+        }
+    }
 }
 
 fn state_file() -> PathBuf {
@@ -203,11 +224,21 @@ pub fn site_dir() -> PathBuf {
 }
 
 fn print_addresses(state: &[(String, String)]) {
-    for key in ["edge", "origin", "envoy_admin", "redis", "page"] {
-        if let Some((_, v)) = state.iter().find(|(k, _)| k == key) {
-            println!("{key}={v}");
-        }
+    for (k, v) in state.iter().filter(|(k, _)| !k.ends_with("_pid")) {
+        println!("{k}={v}");
     }
+}
+
+/// The filter config of the stack's edges: the stack runs the start lottery (edge-filter/README.md:
+/// clicks in a sale's first second are served in drawn order over the next second, not by
+/// reaction time); in a fleet each edge names itself.
+pub fn stack_filter_config(edge_id: Option<&str>) -> String {
+    let mut extra: Vec<(&str, String)> = vec![("start_lottery_ms", "1000".to_owned())];
+    if let Some(id) = edge_id {
+        extra.push(("edge_id", format!("\"{id}\"")));
+    }
+    let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    dev_filter_config(&secret("SECKILL_TICKET_SECRET", "dev-ticket-secret"), &secret("SECKILL_EDGE_KEY", "dev-edge-key"), &extra)
 }
 
 pub fn up(args: &UpArgs) -> Result<(), String> {
@@ -217,50 +248,22 @@ pub fn up(args: &UpArgs) -> Result<(), String> {
         print_addresses(&state);
         return Ok(());
     }
-    check_free(args.redis_port, "stack's Redis", "SECKILL_REDIS_PORT")?;
+    let spec = args.spec();
+    if !spec.cluster {
+        check_free(args.redis_port, "stack's Redis", "SECKILL_REDIS_PORT")?;
+    }
     check_free(args.origin_port, "origin", "SECKILL_ORIGIN_PORT")?;
     check_free(args.edge_port, "edge", "SECKILL_EDGE_PORT")?;
     check_free(args.admin_port, "Envoy admin", "SECKILL_ENVOY_ADMIN_PORT")?;
     let dir = paths::stack_dir().join("stack");
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-
-    let redis = RedisProc::start(args.redis_port, &dir.join("redis"), STACK_FSYNC).map_err(|e| e.to_string())?;
-    let origin_addr = SocketAddr::from(([127, 0, 0, 1], args.origin_port));
-    let origin = OriginProc::start(&paths::native_bin("seckill-origin"), origin_addr, &redis.url(), &dir.join("origin.log"))?;
-    let auth = format!("Bearer {}", admin_token());
-    let ready = (0..100).any(|_| {
-        let ok = matches!(http_get(origin_addr, "/readyz", &[("authorization", &auth)], Duration::from_secs(1)), Some((200, _)));
-        if !ok {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        ok
-    });
-    if !ready {
-        return Err(format!("the origin did not become ready; see {}", dir.join("origin.log").display()));
-    }
+    let _ = std::fs::remove_dir_all(dir.join("redis-cluster"));
     let envoy_bin = crate::setup::envoy_path()?;
-    let settings = EdgeSettings {
-        edge_port: args.edge_port,
-        admin_port: args.admin_port,
-        origin: origin_addr,
-        filter_wasm: paths::filter_wasm(),
-        // The stack runs the start lottery (edge-filter/README.md): clicks in a sale's first
-        // second are served in drawn order over the next second, not by reaction time.
-        filter_config: dev_filter_config(&secret("SECKILL_TICKET_SECRET", "dev-ticket-secret"), &secret("SECKILL_EDGE_KEY", "dev-edge-key"), &[("start_lottery_ms", "1000")]),
-        site_dir: site_dir(),
-    };
-    let envoy = EnvoyProc::start(&envoy_bin, &settings, &dir, args.concurrency)?;
-
-    let state = vec![
-        ("edge".to_owned(), envoy.url()),
-        ("origin".to_owned(), origin.url()),
-        ("envoy_admin".to_owned(), envoy.admin_url()),
-        ("redis".to_owned(), redis.url()),
-        ("page".to_owned(), format!("{}/", envoy.url())),
-        ("envoy_pid".to_owned(), envoy.detach().unwrap_or(0).to_string()),
-        ("origin_pid".to_owned(), origin.detach().unwrap_or(0).to_string()),
-        ("redis_pid".to_owned(), redis.detach().unwrap_or(0).to_string()),
-    ];
+    let ports = PublicPorts { entrance: args.edge_port, entrance_admin: args.admin_port, origin: args.origin_port, redis: args.redis_port };
+    let config = |_: usize, edge_id: Option<&str>| stack_filter_config(edge_id);
+    let inputs = EdgeInputs { envoy_bin: &envoy_bin, filter_wasm: paths::filter_wasm(), filter_config: &config, site_dir: site_dir() };
+    let fleet = Fleet::start(spec, ports, &dir, &paths::native_bin("seckill-origin"), &admin_token(), &inputs)?;
+    let mut state = fleet.addresses();
+    state.extend(fleet.detach().into_iter().map(|(name, pid)| (format!("{name}_pid"), pid.to_string())));
     let text: String = state.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
     std::fs::write(state_file(), text).map_err(|e| e.to_string())?;
     eprintln!("xtask: stack up (logs in {}; `cargo xtask down` stops it)", dir.display());
@@ -274,9 +277,9 @@ pub fn down() -> Result<(), String> {
         eprintln!("xtask: no stack recorded as up");
         return Ok(());
     }
-    // Edge first, so no new requests arrive while the origin drains.
-    for key in ["envoy_pid", "origin_pid", "redis_pid"] {
-        let Some((_, pid)) = state.iter().find(|(k, _)| k == key) else { continue };
+    // In the order `up` recorded them: the front and the edges first, so no new requests arrive
+    // while the origins drain, Redis last.
+    for (_, pid) in state.iter().filter(|(k, _)| k.ends_with("_pid")) {
         if !alive(pid) {
             continue;
         }

@@ -16,6 +16,19 @@ pub struct FlagsFeed {
     /// The origin's clock when the feed was built (Unix ms).
     pub server_time: u64,
     pub sales: Vec<SaleFlags>,
+    /// How many edges share the sales (a fleet: the distinct edges that polled any origin's feed
+    /// in the last few seconds). Each edge's admission budget takes `1 / edges` of `stock_left`.
+    /// Absent from older origins and from a single edge that does not name itself: one edge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edges: Option<u64>,
+}
+
+impl FlagsFeed {
+    /// This edge's share of a sale's `stock_left` (rounded up, so the fleet never under-admits
+    /// the last units).
+    pub fn edge_share(&self, stock_left: u64) -> u64 {
+        stock_left.div_ceil(self.edges.unwrap_or(1).max(1))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,11 +64,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn each_edge_of_a_fleet_takes_its_share_rounded_up() {
+        let mut f: FlagsFeed = serde_json::from_str(r#"{"version":1,"server_time":2,"sales":[]}"#).unwrap();
+        assert_eq!((f.edges, f.edge_share(10)), (None, 10), "an older origin's feed: one edge");
+        f.edges = Some(3);
+        assert_eq!((f.edge_share(10), f.edge_share(9), f.edge_share(1), f.edge_share(0)), (4, 3, 1, 0));
+        f.edges = Some(0);
+        assert_eq!(f.edge_share(5), 5);
+        assert!(!serde_json::to_string(&FlagsFeed { edges: None, ..f.clone() }).unwrap().contains("edges"));
+    }
+
+    #[test]
     fn feed_json_round_trip() {
         let f = FlagsFeed {
             version: 7,
             server_time: 1000,
             sales: vec![SaleFlags { sku: "a".into(), starts_at: 10, ends_at: 20, sold_out: true, per_user_limit: 1, stock_left: None }],
+            edges: None,
         };
         let j = serde_json::to_string(&f).unwrap();
         assert_eq!(serde_json::from_str::<FlagsFeed>(&j).unwrap(), f);

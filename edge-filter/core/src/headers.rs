@@ -12,6 +12,9 @@ pub const BY: &str = "x-seckill-by";
 pub const UID: &str = "x-seckill-uid";
 /// The shared secret proving a request came through the edge (request header, edge → origin).
 pub const EDGE_KEY: &str = "x-seckill-edge-key";
+/// Sent by an edge with its flags-feed polls: its name in the fleet (`edge_id` in the filter's
+/// config), so the origins can count how many edges share a sale's stock.
+pub const EDGE_ID: &str = "x-seckill-edge-id";
 /// The outcome of a buy, so the edge can learn from an answer without reading the body (response header).
 pub const OUTCOME: &str = "x-seckill-outcome";
 /// The order id of a `won` / `already_won` answer (response header).

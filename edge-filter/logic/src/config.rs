@@ -68,6 +68,11 @@ pub struct Config {
     pub ticket_secrets: Vec<String>,
     /// Shared secret sent to the origin in `x-seckill-edge-key`. Required.
     pub edge_key: String,
+    /// This edge's name in a fleet, sent with every feed poll (`x-seckill-edge-id`) so the
+    /// origins count the edges sharing a sale (each takes its share of the admission budget).
+    /// Absent: the edge does not name itself and counts as the only one.
+    #[serde(default)]
+    pub edge_id: Option<String>,
     /// Envoy cluster the flags feed is fetched from.
     #[serde(default = "default_origin_cluster")]
     pub origin_cluster: String,
@@ -189,6 +194,9 @@ impl Config {
         }
         if !is_header_safe(&self.edge_key) {
             return Err(invalid("edge_key", "required: a non-empty string of visible ASCII characters"));
+        }
+        if self.edge_id.as_deref().is_some_and(|id| !seckill_core::is_valid_id(id)) {
+            return Err(invalid("edge_id", "1..64 characters of [A-Za-z0-9_-]"));
         }
         if self.origin_cluster.trim().is_empty() {
             return Err(invalid("origin_cluster", "must name an Envoy cluster"));

@@ -38,29 +38,37 @@ pub struct Meta {
     pub fetched_at_ms: u64,
     /// Grows whenever [`keys::SOLD`] changes.
     pub sold_gen: u64,
+    /// Envoy time since which every poll has brought a version older than the stored one (0:
+    /// none did). See [`store_feed`]: with many origins, one a refresh behind must not move the
+    /// edge back; a store that really went back (Redis rebuilt) is believed after [`REGRESS_AFTER_MS`].
+    pub older_since_ms: u64,
 }
 
+/// How long every poll must bring an older feed version before the edge believes it.
+pub const REGRESS_AFTER_MS: u64 = 1_000;
+
 impl Meta {
-    pub const LEN: usize = 28;
+    pub const LEN: usize = 36;
 
     pub fn decode(value: Option<&[u8]>) -> Meta {
         let Some(b) = value else { return Meta::default() };
-        if b.len() != Self::LEN || b.get(0..3) != Some(&b"SM\x01"[..]) {
+        if b.len() != Self::LEN || b.get(0..3) != Some(&b"SM\x02"[..]) {
             return Meta::default();
         }
-        let (Some(version), Some(fetched_at_ms), Some(sold_gen)) = (read_u64(b, 4), read_u64(b, 12), read_u64(b, 20)) else {
+        let (Some(version), Some(fetched_at_ms), Some(sold_gen), Some(older_since_ms)) = (read_u64(b, 4), read_u64(b, 12), read_u64(b, 20), read_u64(b, 28)) else {
             return Meta::default();
         };
-        Meta { has_feed: b.get(3) == Some(&1), version, fetched_at_ms, sold_gen }
+        Meta { has_feed: b.get(3) == Some(&1), version, fetched_at_ms, sold_gen, older_since_ms }
     }
 
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(Self::LEN);
-        out.extend_from_slice(b"SM\x01");
+        out.extend_from_slice(b"SM\x02");
         out.push(u8::from(self.has_feed));
         out.extend_from_slice(&self.version.to_le_bytes());
         out.extend_from_slice(&self.fetched_at_ms.to_le_bytes());
         out.extend_from_slice(&self.sold_gen.to_le_bytes());
+        out.extend_from_slice(&self.older_since_ms.to_le_bytes());
         out
     }
 }
@@ -144,7 +152,9 @@ impl FlagsCache {
             let raw = host.get_shared(keys::FEED)?.value;
             match raw.as_deref().map(serde_json::from_slice::<FlagsFeed>) {
                 Some(Ok(feed)) if feed.version == meta.version => {
-                    let map = feed.sales.into_iter().map(|s| (s.sku.clone(), s)).collect();
+                    // In a fleet this edge budgets only its share of the units left.
+                    let share = |l: u64| feed.edge_share(l);
+                    let map = feed.sales.iter().map(|s| (s.sku.clone(), SaleFlags { stock_left: s.stock_left.map(share), ..s.clone() })).collect();
                     self.feed = Some((feed.version, map));
                 }
                 // Feed key not (yet) consistent with meta, or unreadable: keep the previous flags.
@@ -210,20 +220,51 @@ pub fn store_feed<H: Host + ?Sized>(host: &H, body: &[u8], now_ms: u64, retries:
     }
     let feed: FlagsFeed = serde_json::from_slice(body).map_err(|e| FeedError::Parse(e.to_string()))?;
     let before = Meta::decode(host.get_shared(keys::META).map_err(|_| FeedError::Store(Counter::HostErrors))?.value.as_deref());
-    let changed = !before.has_feed || before.version != feed.version;
-    if changed {
+    let step = FeedStep::of(&before, feed.version, now_ms);
+    if step == FeedStep::Newer {
         let json = serde_json::to_vec(&feed).map_err(|e| FeedError::Parse(e.to_string()))?;
         host.set_shared(keys::FEED, &json, None).map_err(|_| FeedError::Store(Counter::HostErrors))?;
     }
     update(host, keys::META, retries, |cur| {
         let mut m = Meta::decode(cur);
         m.has_feed = true;
-        m.version = feed.version;
         m.fetched_at_ms = now_ms;
+        match step {
+            FeedStep::Newer => (m.version, m.older_since_ms) = (feed.version, 0),
+            FeedStep::Same => m.older_since_ms = 0,
+            FeedStep::Older => m.older_since_ms = if m.older_since_ms == 0 { now_ms.max(1) } else { m.older_since_ms },
+        }
         (Some(m.encode()), ())
     })
     .map_err(FeedError::Store)?;
-    Ok(if changed { Stored::Updated { version: feed.version } } else { Stored::Unchanged })
+    Ok(if step == FeedStep::Newer { Stored::Updated { version: feed.version } } else { Stored::Unchanged })
+}
+
+/// Where a polled feed stands against the stored one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FeedStep {
+    /// Store it: the first feed, a newer version, or an older one that every poll has brought for
+    /// [`REGRESS_AFTER_MS`] (the store really went back, e.g. Redis was rebuilt).
+    Newer,
+    /// The stored version again: only freshness is renewed.
+    Same,
+    /// Older than the stored one (an origin a refresh behind another): kept out, freshness renewed
+    /// (that origin is alive, and at most a refresh behind).
+    Older,
+}
+
+impl FeedStep {
+    fn of(before: &Meta, version: u64, now_ms: u64) -> FeedStep {
+        if !before.has_feed || version > before.version {
+            FeedStep::Newer
+        } else if version == before.version {
+            FeedStep::Same
+        } else if before.older_since_ms != 0 && now_ms.saturating_sub(before.older_since_ms) >= REGRESS_AFTER_MS {
+            FeedStep::Newer
+        } else {
+            FeedStep::Older
+        }
+    }
 }
 
 /// Record that the origin answered `sold_out` for `sku` (under the current feed version).
@@ -265,13 +306,63 @@ mod tests {
             version,
             server_time: 1,
             sales: vec![SaleFlags { sku: "phone".into(), starts_at: 1_000, ends_at: 9_000, sold_out, per_user_limit: 1, stock_left: None }],
+            edges: None,
         })
         .unwrap()
     }
 
+    fn sold_out_now(worker: &MemHost, cache: &mut FlagsCache) -> bool {
+        cache.refresh(worker).unwrap();
+        matches!(cache.lookup("phone", 600, 3_000), Lookup::Known { flags, .. } if flags.sold_out)
+    }
+
+    #[test]
+    fn an_origin_a_refresh_behind_does_not_move_the_edge_back() {
+        let store = MemStore::new();
+        let poller = MemHost::new(store.clone(), 500);
+        let worker = MemHost::new(store, 500);
+        let mut cache = FlagsCache::default();
+        assert_eq!(store_feed(&poller, &feed_json(5, true), 100, 8), Ok(Stored::Updated { version: 5 }));
+        // Another origin, one refresh behind (version 4: not sold out yet), then the first again.
+        assert_eq!(store_feed(&poller, &feed_json(4, false), 150, 8), Ok(Stored::Unchanged));
+        assert!(sold_out_now(&worker, &mut cache), "the older snapshot was kept out");
+        assert_eq!(Meta::decode(poller.get_shared(keys::META).unwrap().value.as_deref()).fetched_at_ms, 150, "it still proves the origins alive");
+        assert_eq!(store_feed(&poller, &feed_json(5, true), 200, 8), Ok(Stored::Unchanged));
+        assert_eq!(store_feed(&poller, &feed_json(4, false), 250 + REGRESS_AFTER_MS, 8), Ok(Stored::Unchanged), "the clock restarted at the same version");
+        assert!(sold_out_now(&worker, &mut cache));
+    }
+
+    #[test]
+    fn a_store_that_really_went_back_is_believed_after_a_second() {
+        let store = MemStore::new();
+        let poller = MemHost::new(store.clone(), 500);
+        let worker = MemHost::new(store, 500);
+        let mut cache = FlagsCache::default();
+        store_feed(&poller, &feed_json(9, true), 100, 8).unwrap();
+        assert_eq!(store_feed(&poller, &feed_json(2, false), 200, 8), Ok(Stored::Unchanged));
+        assert_eq!(store_feed(&poller, &feed_json(2, false), 199 + REGRESS_AFTER_MS, 8), Ok(Stored::Unchanged));
+        assert!(sold_out_now(&worker, &mut cache));
+        assert_eq!(store_feed(&poller, &feed_json(2, false), 200 + REGRESS_AFTER_MS, 8), Ok(Stored::Updated { version: 2 }));
+        assert!(!sold_out_now(&worker, &mut cache));
+    }
+
+    #[test]
+    fn a_fleet_feed_budgets_this_edges_share() {
+        let store = MemStore::new();
+        let poller = MemHost::new(store.clone(), 500);
+        let worker = MemHost::new(store, 500);
+        let sale = SaleFlags { sku: "phone".into(), starts_at: 1_000, ends_at: 9_000, sold_out: false, per_user_limit: 1, stock_left: Some(10) };
+        let body = serde_json::to_vec(&FlagsFeed { version: 1, server_time: 1, sales: vec![sale], edges: Some(3) }).unwrap();
+        store_feed(&poller, &body, 100, 8).unwrap();
+        let mut cache = FlagsCache::default();
+        cache.refresh(&worker).unwrap();
+        let Lookup::Known { flags, .. } = cache.lookup("phone", 600, 3_000) else { panic!("phone is in the feed") };
+        assert_eq!(flags.stock_left, Some(4), "ceil(10 / 3 edges)");
+    }
+
     #[test]
     fn meta_and_overrides_round_trip_and_reject_garbage() {
-        let m = Meta { has_feed: true, version: 7, fetched_at_ms: 8, sold_gen: 9 };
+        let m = Meta { has_feed: true, version: 7, fetched_at_ms: 8, sold_gen: 9, older_since_ms: 10 };
         assert_eq!(Meta::decode(Some(&m.encode())), m);
         assert_eq!(Meta::decode(Some(b"SM\x01")), Meta::default());
         assert_eq!(Meta::decode(None), Meta::default());

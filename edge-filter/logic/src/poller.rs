@@ -176,17 +176,17 @@ impl Poller {
         if self.last_dispatch_ms.is_some_and(|t| now.saturating_sub(t) < cfg.poll_interval_ms / 2) {
             return None;
         }
-        Some(PollRequest {
-            cluster: cfg.origin_cluster.clone(),
-            headers: vec![
-                (":method", "GET".to_owned()),
-                (":path", cfg.feed_path.clone()),
-                (":authority", cfg.origin_authority.clone()),
-                ("accept", "application/json".to_owned()),
-                (headers::EDGE_KEY, cfg.edge_key.clone()),
-            ],
-            timeout_ms: cfg.poll_timeout_ms,
-        })
+        let mut headers = vec![
+            (":method", "GET".to_owned()),
+            (":path", cfg.feed_path.clone()),
+            (":authority", cfg.origin_authority.clone()),
+            ("accept", "application/json".to_owned()),
+            (headers::EDGE_KEY, cfg.edge_key.clone()),
+        ];
+        if let Some(id) = &cfg.edge_id {
+            headers.push((headers::EDGE_ID, id.clone()));
+        }
+        Some(PollRequest { cluster: cfg.origin_cluster.clone(), headers, timeout_ms: cfg.poll_timeout_ms })
     }
 
     /// The glue dispatched the request (token from `dispatch_http_call`).

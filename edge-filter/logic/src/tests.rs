@@ -37,7 +37,7 @@ fn sale(sku: &str, sold_out: bool, limit: u32) -> SaleFlags {
 }
 
 fn feed(version: u64, sales: Vec<SaleFlags>) -> Vec<u8> {
-    serde_json::to_vec(&FlagsFeed { version, server_time: T0, sales }).unwrap()
+    serde_json::to_vec(&FlagsFeed { version, server_time: T0, sales, edges: None }).unwrap()
 }
 
 struct World {

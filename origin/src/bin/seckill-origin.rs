@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Parser;
+use seckill_origin::redis_conn::RedisTarget;
+use seckill_origin::store::Durability;
 use seckill_origin::settings::{Settings, DEV_ADMIN_TOKEN, DEV_EDGE_KEY, DEV_TICKET_SECRET};
 
 #[derive(Parser, Debug)]
@@ -16,6 +18,16 @@ struct Cli {
     /// Redis URL (the stack's own Redis, not the machine's 6379).
     #[arg(long, env = "SECKILL_REDIS_URL", default_value = "redis://127.0.0.1:6390")]
     redis: String,
+    /// A Redis Cluster instead: seed nodes, comma-separated `host:port` (the rest is discovered).
+    #[arg(long, env = "SECKILL_REDIS_CLUSTER", conflicts_with = "redis")]
+    redis_cluster: Option<String>,
+    /// Replicas that must confirm a commit before `won` is answered (a cluster's default: 1;
+    /// standalone: 0). Unconfirmed within `--won-wait-ms`: the order is withdrawn, `busy` answered.
+    #[arg(long, env = "SECKILL_WON_REPLICAS")]
+    won_replicas: Option<u32>,
+    /// How long a `won` waits for its replicas, ms (at most the reply grace).
+    #[arg(long, env = "SECKILL_WON_WAIT_MS", default_value_t = 150)]
+    won_wait_ms: u64,
     /// Ticket secrets, comma-separated; the first mints demo-login tickets.
     #[arg(long, env = "SECKILL_TICKET_SECRET", value_delimiter = ',')]
     ticket_secret: Vec<String>,
@@ -64,6 +76,12 @@ fn secret(given: Option<String>, dev: bool, dev_value: &str, name: &str) -> anyh
 
 fn settings(cli: Cli) -> anyhow::Result<Settings> {
     let mut s = Settings::dev(&cli.redis);
+    if let Some(list) = &cli.redis_cluster {
+        s.redis = RedisTarget::cluster_from_list(list).context("--redis-cluster / SECKILL_REDIS_CLUSTER")?;
+    }
+    let cluster = matches!(s.redis, RedisTarget::Cluster(_));
+    let replicas = cli.won_replicas.unwrap_or(if cluster { 1 } else { 0 });
+    s.durability = Durability { replicas, wait: Duration::from_millis(cli.won_wait_ms) };
     s.ticket_secrets = cli.ticket_secret.into_iter().filter(|x| !x.is_empty()).collect();
     if s.ticket_secrets.is_empty() {
         s.ticket_secrets = vec![secret(None, cli.dev, DEV_TICKET_SECRET, "SECKILL_TICKET_SECRET")?];
@@ -107,9 +125,10 @@ async fn main() -> anyhow::Result<()> {
     let listen = cli.listen;
     let drain = Duration::from_millis(cli.drain_ms);
     let settings = settings(cli)?;
-    let app = seckill_origin::App::new(settings).context("bad Redis URL")?;
+    let redis = settings.redis.describe();
+    let app = seckill_origin::App::connect(settings).await.with_context(|| format!("cannot use Redis at {redis}"))?;
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
-    tracing::info!(addr = %listener.local_addr()?, redis = %app.settings.redis_url, "seckill-origin listening");
+    tracing::info!(addr = %listener.local_addr()?, redis, durability = ?app.store.durability(), "seckill-origin listening");
     seckill_origin::run(listener, app, shutdown_signal(), drain).await;
     tracing::info!("seckill-origin stopped");
     Ok(())

@@ -172,7 +172,7 @@ impl Stack {
             let settings = EdgeSettings {
                 edge_port: free_port(),
                 admin_port: free_port(),
-                origin: origin_addr,
+                origins: vec![origin_addr],
                 filter_wasm: filter_wasm()?,
                 filter_config: dev_filter_config(DEV_TICKET_SECRET, DEV_EDGE_KEY, filter_extra),
                 site_dir: paths::workspace().join("static-site/public"),

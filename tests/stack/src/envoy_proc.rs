@@ -1,10 +1,13 @@
 //! Envoy with the edge filter, as a child process: the config rendered from `envoy/edge.yaml.tmpl`.
 //!
-//! Placeholders in the template: `{{EDGE_ADDR}}` `{{EDGE_PORT}}` `{{ADMIN_PORT}}` `{{ORIGIN_HOST}}`
-//! `{{ORIGIN_PORT}}` `{{FILTER_WASM}}` `{{FILTER_CONFIG}}` (the filter's JSON config) `{{SITE_DIR}}`,
-//! and `{{SITE_ROUTES}}`: the line `# {{SITE_ROUTES}}` (a comment, so the bare template still loads)
-//! becomes `SITE_DIR/routes.yaml`, the sale page's generated asset routes (`cargo xtask build`
-//! writes it), indented to the placeholder's column.
+//! Placeholders in the template: `{{EDGE_ADDR}}` `{{EDGE_PORT}}` `{{ADMIN_PORT}}`
+//! `{{FILTER_WASM}}` `{{FILTER_CONFIG}}` (the filter's JSON config) `{{SITE_DIR}}`, and two whole
+//! lines, each a comment so the bare template still loads: `# {{SITE_ROUTES}}` becomes
+//! `SITE_DIR/routes.yaml`, the sale page's generated asset routes (`cargo xtask build` writes it),
+//! and `# {{ORIGIN_ENDPOINTS}}` one endpoint per origin; both indented to the placeholder's column.
+//!
+//! A fleet's front tier (no filter: it routes `/api/` by the ticket's uid to one edge) is rendered
+//! from `envoy/front.yaml.tmpl` by [`render_front`].
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -19,7 +22,8 @@ use crate::net::{http_get, wait_for_port};
 pub struct EdgeSettings {
     pub edge_port: u16,
     pub admin_port: u16,
-    pub origin: SocketAddr,
+    /// Every origin behind this edge (Envoy balances them and ejects a dead one).
+    pub origins: Vec<SocketAddr>,
     pub filter_wasm: PathBuf,
     /// The filter's plugin configuration, as JSON text.
     pub filter_config: String,
@@ -56,26 +60,53 @@ pub const SITE_ROUTES_FILE: &str = "routes.yaml";
 /// comment.
 pub fn render_template(template: &str, s: &EdgeSettings) -> String {
     let routes = std::fs::read_to_string(s.site_dir.join(SITE_ROUTES_FILE)).ok();
-    let template: String = template
-        .split_inclusive('\n')
-        .map(|line| match (line.trim() == "# {{SITE_ROUTES}}", &routes) {
-            (true, Some(routes)) => {
-                let indent = &line[..line.len() - line.trim_start().len()];
-                routes.lines().map(|r| if r.is_empty() { "\n".to_owned() } else { format!("{indent}{r}\n") }).collect()
-            }
-            _ => line.to_owned(),
-        })
-        .collect();
+    let template = replace_line(template, "# {{SITE_ROUTES}}", routes.as_deref());
+    let template = replace_line(&template, "# {{ORIGIN_ENDPOINTS}}", Some(&endpoints_yaml(&s.origins)));
     // Routes first: they name files as `{{SITE_DIR}}/assets/...`.
     template
         .replace("{{EDGE_ADDR}}", "127.0.0.1")
         .replace("{{EDGE_PORT}}", &s.edge_port.to_string())
         .replace("{{ADMIN_PORT}}", &s.admin_port.to_string())
-        .replace("{{ORIGIN_HOST}}", &s.origin.ip().to_string())
-        .replace("{{ORIGIN_PORT}}", &s.origin.port().to_string())
         .replace("{{FILTER_WASM}}", &s.filter_wasm.display().to_string())
         .replace("{{FILTER_CONFIG}}", &s.filter_config)
         .replace("{{SITE_DIR}}", &s.site_dir.display().to_string())
+}
+
+/// Replace every line whose trimmed text is `placeholder` by `lines` (each indented to the
+/// placeholder's column); with `None` the line stays as it is.
+fn replace_line(template: &str, placeholder: &str, lines: Option<&str>) -> String {
+    template
+        .split_inclusive('\n')
+        .map(|line| match (line.trim() == placeholder, lines) {
+            (true, Some(lines)) => {
+                let indent = &line[..line.len() - line.trim_start().len()];
+                lines.lines().map(|r| if r.is_empty() { "\n".to_owned() } else { format!("{indent}{r}\n") }).collect()
+            }
+            _ => line.to_owned(),
+        })
+        .collect()
+}
+
+/// One `lb_endpoints` entry per address.
+fn endpoints_yaml(addrs: &[SocketAddr]) -> String {
+    addrs.iter().map(|a| format!("- endpoint:\n    address:\n      socket_address: {{ address: {}, port_value: {} }}\n", a.ip(), a.port())).collect()
+}
+
+/// What a fleet's front Envoy is rendered with.
+#[derive(Debug, Clone)]
+pub struct FrontSettings {
+    pub front_port: u16,
+    pub admin_port: u16,
+    /// The edges (Envoys with the filter) it spreads the shoppers over.
+    pub edges: Vec<SocketAddr>,
+}
+
+/// Render a fleet's front Envoy config from `envoy/front.yaml.tmpl`.
+pub fn render_front(s: &FrontSettings) -> Result<String, String> {
+    let path = crate::paths::workspace().join("envoy/front.yaml.tmpl");
+    let template = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let template = replace_line(&template, "# {{EDGE_ENDPOINTS}}", Some(&endpoints_yaml(&s.edges)));
+    Ok(template.replace("{{FRONT_PORT}}", &s.front_port.to_string()).replace("{{ADMIN_PORT}}", &s.admin_port.to_string()))
 }
 
 pub struct EnvoyProc {
@@ -104,6 +135,15 @@ impl EnvoyProc {
         let edge = SocketAddr::from(([127, 0, 0, 1], settings.edge_port));
         let admin = SocketAddr::from(([127, 0, 0, 1], settings.admin_port));
         Self::start_config(bin, &config, edge, admin, &dir.join("envoy.log"), concurrency)
+    }
+
+    /// Render a fleet's front config into `dir` as `front.yaml` and start it.
+    pub fn start_front(bin: &Path, settings: &FrontSettings, dir: &Path, concurrency: u32) -> Result<Self, String> {
+        let config = dir.join("front.yaml");
+        std::fs::write(&config, render_front(settings)?).map_err(|e| format!("cannot write {}: {e}", config.display()))?;
+        let front = SocketAddr::from(([127, 0, 0, 1], settings.front_port));
+        let admin = SocketAddr::from(([127, 0, 0, 1], settings.admin_port));
+        Self::start_config(bin, &config, front, admin, &dir.join("front.log"), concurrency)
     }
 
     /// Start Envoy on a config file of the caller's (e.g. `envoy/bench.yaml.tmpl` rendered), whose
@@ -189,7 +229,7 @@ mod tests {
         EdgeSettings {
             edge_port: 1,
             admin_port: 2,
-            origin: SocketAddr::from(([127, 0, 0, 1], 3)),
+            origins: vec![SocketAddr::from(([127, 0, 0, 1], 3)), SocketAddr::from(([127, 0, 0, 2], 4))],
             filter_wasm: PathBuf::from("/f.wasm"),
             filter_config: "{}".into(),
             site_dir,
@@ -208,6 +248,16 @@ mod tests {
         );
         assert_eq!(out, expected);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn one_endpoint_per_origin() {
+        let template = "      - lb_endpoints:\n        # {{ORIGIN_ENDPOINTS}}\n";
+        let out = render_template(template, &settings(PathBuf::from("/nonexistent-site")));
+        assert_eq!(
+            out,
+            "      - lb_endpoints:\n        - endpoint:\n            address:\n              socket_address: { address: 127.0.0.1, port_value: 3 }\n        - endpoint:\n            address:\n              socket_address: { address: 127.0.0.2, port_value: 4 }\n"
+        );
     }
 
     #[test]

@@ -4,15 +4,20 @@
 //! - [`paths`]: where the workspace, the project's tools and the build outputs are.
 //! - [`net`]: free loopback ports, waiting for a port, a tiny HTTP/1.0 GET and a Redis PING.
 //! - [`redis_proc`]: a `redis-server` of our own on its own port (never the machine's 6379), with AOF.
+//! - [`redis_cluster`]: a Redis Cluster of such servers (3 masters + 3 replicas).
 //! - [`origin_proc`]: the `seckill-origin` binary as a child process.
-//! - [`envoy_proc`]: Envoy with the edge filter, its config rendered from `envoy/edge.yaml.tmpl`.
+//! - [`envoy_proc`]: Envoy with the edge filter, its config rendered from `envoy/edge.yaml.tmpl`,
+//!   and the front tier of a fleet (`envoy/front.yaml.tmpl`).
+//! - [`fleet`]: the whole stack as N edges behind a front, M origins and a Redis or a cluster.
 //!
 //! Std only on purpose: `cargo xtask` compiles in seconds on a fresh machine.
 
 pub mod envoy_proc;
+pub mod fleet;
 pub mod net;
 pub mod origin_proc;
 pub mod paths;
+pub mod redis_cluster;
 pub mod redis_proc;
 
 /// Milliseconds since the Unix epoch.

@@ -22,9 +22,16 @@ impl OriginProc {
     }
 
     pub fn start(bin: &Path, listen: SocketAddr, redis_url: &str, log: &Path) -> Result<Self, String> {
+        Self::start_on(bin, listen, &["--redis", redis_url], log)
+    }
+
+    /// Start with the given Redis flags (`--redis URL` or `--redis-cluster NODES`), dev secrets.
+    pub fn start_on(bin: &Path, listen: SocketAddr, redis_flags: &[&str], log: &Path) -> Result<Self, String> {
         let out = std::fs::File::create(log).map_err(|e| format!("cannot write {}: {e}", log.display()))?;
         let err = out.try_clone().map_err(|e| e.to_string())?;
-        let child = Self::command(bin, listen, redis_url)
+        let mut cmd = Command::new(bin);
+        cmd.arg("--dev").arg("--listen").arg(listen.to_string()).args(redis_flags);
+        let child = cmd
             .process_group(0)
             .stdin(Stdio::null())
             .stdout(out)

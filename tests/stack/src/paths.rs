@@ -67,6 +67,11 @@ pub fn redis_server() -> PathBuf {
     std::env::var_os("REDIS_SERVER").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("redis-server"))
 }
 
+/// `redis-cli` (`REDIS_CLI` overrides): creates and inspects the stack's Redis Cluster.
+pub fn redis_cli() -> PathBuf {
+    std::env::var_os("REDIS_CLI").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("redis-cli"))
+}
+
 /// The built edge filter (`cargo xtask` builds it with `--profile wasm`).
 pub fn filter_wasm() -> PathBuf {
     target_dir().join("wasm32-wasip1/wasm/seckill_edge_filter.wasm")
