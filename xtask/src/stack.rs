@@ -11,7 +11,6 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use seckill_stack::envoy_proc::dev_filter_config;
 use seckill_stack::fleet::{EdgeInputs, Fleet, FleetSpec, PublicPorts};
 use seckill_stack::paths;
 
@@ -229,16 +228,10 @@ fn print_addresses(state: &[(String, String)]) {
     }
 }
 
-/// The filter config of the stack's edges: the stack runs the start lottery (edge-filter/README.md:
-/// clicks in a sale's first second are served in drawn order over the next second, not by
-/// reaction time); in a fleet each edge names itself.
+/// The filter config of the stack's edges (`seckill_stack::envoy_proc::stack_filter_config`), with
+/// the secrets from the environment or the demo's.
 pub fn stack_filter_config(edge_id: Option<&str>) -> String {
-    let mut extra: Vec<(&str, String)> = vec![("start_lottery_ms", "1000".to_owned())];
-    if let Some(id) = edge_id {
-        extra.push(("edge_id", format!("\"{id}\"")));
-    }
-    let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    dev_filter_config(&secret("SECKILL_TICKET_SECRET", "dev-ticket-secret"), &secret("SECKILL_EDGE_KEY", "dev-edge-key"), &extra)
+    seckill_stack::envoy_proc::stack_filter_config(&secret("SECKILL_TICKET_SECRET", "dev-ticket-secret"), &secret("SECKILL_EDGE_KEY", "dev-edge-key"), edge_id)
 }
 
 pub fn up(args: &UpArgs) -> Result<(), String> {
@@ -311,8 +304,10 @@ pub fn demo(keep: bool, args: &UpArgs) -> Result<(), String> {
     let state = read_state();
     let addr = |key: &str, port: u16| state.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).unwrap_or_else(|| format!("http://127.0.0.1:{port}"));
     let edge = addr("edge", args.edge_port);
-    let origin = addr("origin", args.origin_port);
-    let envoy_admin = addr("envoy_admin", args.admin_port);
+    // A fleet: every origin and every edge's admin, so the report adds them all up.
+    let every = |prefix: &str| state.iter().filter(|(k, _)| k.strip_prefix(prefix).is_some_and(|n| n.parse::<u32>().is_ok())).map(|(_, v)| v.clone()).collect::<Vec<_>>().join(",");
+    let origin = Some(every("origin_")).filter(|s| !s.is_empty()).unwrap_or_else(|| addr("origin", args.origin_port));
+    let envoy_admin = Some(every("envoy_admin_")).filter(|s| !s.is_empty()).unwrap_or_else(|| addr("envoy_admin", args.admin_port));
     let scenario = paths::workspace().join("tests/sim/scenarios/default.toml");
     let result = crate::run(
         Command::new(paths::native_bin("seckill-sim"))

@@ -4,6 +4,11 @@
 //! It exists because the simulator's counts are only half of the funnel: what reached the origin
 //! and what Redis committed must come from the stack itself, and the accounting tests compare the
 //! two sides so the report cannot drift from the truth.
+//!
+//! A fleet has many edges and many origins: `envoy_admin` and `origin` may each be a
+//! comma-separated list, and the figures are the sums over all of them (every counter is per
+//! process; the fleet's figure is the sum, as Prometheus' `sum()` gives it). The sale's figures
+//! come from the first origin that answers (they are the store's, the same from every origin).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -25,10 +30,10 @@ pub enum ProbeError {
 #[derive(Clone)]
 pub struct Probe {
     http: HttpClient,
-    /// Envoy's admin (`http://127.0.0.1:9901`); `None` when there is no edge (direct runs).
-    pub envoy_admin: Option<String>,
-    /// The origin (`http://127.0.0.1:8080`), for `/metrics` and `/admin/`.
-    pub origin: String,
+    /// Every edge's Envoy admin (`http://127.0.0.1:9901`); empty when there is no edge (direct runs).
+    pub envoy_admins: Vec<String>,
+    /// Every origin (`http://127.0.0.1:8080`), for `/metrics` and `/admin/`.
+    pub origins: Vec<String>,
     pub admin_token: String,
     pub sku: String,
 }
@@ -145,18 +150,49 @@ impl EdgeStats {
     }
 }
 
+/// `a,b,c` → the addresses, each without a trailing `/`.
+fn split_list(list: &str) -> Vec<String> {
+    list.split(',').map(|s| s.trim().trim_end_matches('/')).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+}
+
+fn add_maps(a: &BTreeMap<String, u64>, b: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    let mut out = a.clone();
+    for (k, v) in b {
+        *out.entry(k.clone()).or_default() += v;
+    }
+    out
+}
+
+impl EdgeStats {
+    /// Two edges' stats added up.
+    pub fn plus(&self, o: &EdgeStats) -> EdgeStats {
+        EdgeStats {
+            decisions: add_maps(&self.decisions, &o.decisions),
+            downstream_rq: self.downstream_rq + o.downstream_rq,
+            host_errors: self.host_errors + o.host_errors,
+            cas_exhausted: self.cas_exhausted + o.cas_exhausted,
+        }
+    }
+}
+
 impl OriginStats {
+    /// Two origins' metrics added up.
+    pub fn plus(&self, o: &OriginStats) -> OriginStats {
+        OriginStats { requests: add_maps(&self.requests, &o.requests), redis_errors: self.redis_errors + o.redis_errors }
+    }
+
     pub fn delta(&self, before: &OriginStats) -> OriginStats {
         OriginStats { requests: sub_map(&self.requests, &before.requests), redis_errors: self.redis_errors.saturating_sub(before.redis_errors) }
     }
 }
 
 impl Probe {
+    /// `envoy_admin` and `origin`: one address or a comma-separated list (a fleet).
     pub fn new(envoy_admin: Option<String>, origin: &str, admin_token: &str, sku: &str) -> Probe {
         Probe {
             http: HttpClient::new(Duration::from_secs(10)),
-            envoy_admin: envoy_admin.map(|s| s.trim_end_matches('/').to_owned()),
-            origin: origin.trim_end_matches('/').to_owned(),
+            envoy_admins: envoy_admin.as_deref().map(split_list).unwrap_or_default(),
+            origins: split_list(origin),
             admin_token: admin_token.to_owned(),
             sku: sku.to_owned(),
         }
@@ -176,19 +212,37 @@ impl Probe {
         Ok(a.text())
     }
 
-    pub async fn edge_stats(&self) -> Result<Option<EdgeStats>, ProbeError> {
-        let Some(admin) = &self.envoy_admin else { return Ok(None) };
-        let text = self.get_ok(&format!("{admin}/stats/prometheus"), "Envoy's admin /stats/prometheus", false).await?;
-        parse_edge_stats(&text).map(Some)
+    /// The first origin (SRE calls go there).
+    fn origin(&self) -> &str {
+        self.origins.first().map(String::as_str).unwrap_or("http://127.0.0.1:8080")
     }
 
+    /// Every edge's stats added up; `None` without an edge.
+    pub async fn edge_stats(&self) -> Result<Option<EdgeStats>, ProbeError> {
+        let mut total: Option<EdgeStats> = None;
+        for admin in &self.envoy_admins {
+            let text = self.get_ok(&format!("{admin}/stats/prometheus"), "Envoy's admin /stats/prometheus", false).await?;
+            let one = parse_edge_stats(&text)?;
+            total = Some(match total {
+                Some(t) => t.plus(&one),
+                None => one,
+            });
+        }
+        Ok(total)
+    }
+
+    /// Every origin's metrics added up.
     pub async fn origin_stats(&self) -> Result<OriginStats, ProbeError> {
-        let text = self.get_ok(&format!("{}/metrics", self.origin), "the origin's /metrics", true).await?;
-        parse_origin_metrics(&text)
+        let mut total = OriginStats::default();
+        for origin in &self.origins {
+            let text = self.get_ok(&format!("{origin}/metrics"), "the origin's /metrics", true).await?;
+            total = total.plus(&parse_origin_metrics(&text)?);
+        }
+        Ok(total)
     }
 
     pub async fn figures(&self) -> Result<SaleFigures, ProbeError> {
-        let text = self.get_ok(&format!("{}/admin/sales/{}", self.origin, self.sku), "GET /admin/sales", true).await?;
+        let text = self.get_ok(&format!("{}/admin/sales/{}", self.origin(), self.sku), "GET /admin/sales", true).await?;
         serde_json::from_str(&text).map_err(|e| ProbeError::Parse { what: "the sale's admin figures".into(), reason: e.to_string() })
     }
 
@@ -196,7 +250,7 @@ impl Probe {
     pub async fn create_sale(&self, stock: u64, starts_at: u64, ends_at: u64) -> Result<SaleFigures, ProbeError> {
         let auth = self.auth();
         let body = serde_json::json!({"stock": stock, "starts_at": starts_at, "ends_at": ends_at, "per_user_limit": 1, "pay_within_s": 900});
-        let a = self.http.put_json(&format!("{}/admin/sales/{}", self.origin, self.sku), &[("authorization", &auth)], &body).await?;
+        let a = self.http.put_json(&format!("{}/admin/sales/{}", self.origin(), self.sku), &[("authorization", &auth)], &body).await?;
         if a.status != 200 {
             return Err(ProbeError::Status { what: "PUT /admin/sales".into(), status: a.status.as_u16(), body: a.text() });
         }
@@ -253,5 +307,10 @@ mod tests {
         assert_eq!(o.get("buy", "won"), 5);
         let before = OriginStats { requests: [("buy/won".to_owned(), 2)].into_iter().collect(), redis_errors: 0 };
         assert_eq!(o.delta(&before).get("buy", "won"), 3);
+        let fleet = o.plus(&before);
+        assert_eq!((fleet.get("buy", "won"), fleet.get("buy", "sold_out")), (7, 3));
+        let two_edges = e.plus(&e);
+        assert_eq!((two_edges.reason("passed"), two_edges.downstream_rq), (40, 240));
+        assert_eq!(split_list("http://a:1/, http://b:2,,"), vec!["http://a:1".to_owned(), "http://b:2".to_owned()]);
     }
 }

@@ -10,6 +10,9 @@
 //!   memory of 1,000,000 distinct uids against the filter's bound (`seckill_tests::bench_edge`).
 //!   `edge-throughput` and `edge-memory` run one part; `edge-memory-10m` runs the memory part with
 //!   10,000,000 uids and a reading every million (`target/bench/edge-memory-10m.json`).
+//! - `cluster`: commits/s of a 1,000-sku sale on a standalone Redis, the 3-master cluster, and the
+//!   cluster with the failover-safe `won` rule (`WAIT 1 150`), and one hot sku's commit rate
+//!   (`seckill_tests::bench_cluster`, `target/bench/cluster.json`).
 //! - `soak [minutes]` (`cargo xtask soak`): the whole stack under a steady crowd whose data stays
 //!   bounded, the memory of Envoy, the origin and Redis sampled every 10 s and its trend checked
 //!   (`seckill_tests::soak`, `target/bench/soak.json`).
@@ -204,6 +207,7 @@ async fn main() -> std::process::ExitCode {
         "edge-throughput" => bench_edge(true, false).await,
         "edge-memory" => bench_edge(false, true).await,
         "edge-memory-10m" => bench_edge_memory_10m().await,
+        "cluster" => seckill_tests::bench_cluster::run().await.map(|r| write_result("cluster", &r)),
         "soak" => soak(std::env::args().nth(2)).await,
         "all" => match bench_origin().await {
             Ok(()) => bench_edge(true, true).await,
@@ -213,7 +217,7 @@ async fn main() -> std::process::ExitCode {
             eprintln!("the crowd simulator is not built yet (issue: flash-sale simulator)");
             Ok(())
         }
-        other => Err(anyhow::anyhow!("unknown benchmark `{other}`: expected origin, edge, edge-throughput, edge-memory, edge-memory-10m, soak or all")),
+        other => Err(anyhow::anyhow!("unknown benchmark `{other}`: expected origin, edge, edge-throughput, edge-memory, edge-memory-10m, cluster, soak or all")),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -45,6 +45,19 @@ pub fn dev_filter_config(ticket_secret: &str, edge_key: &str, extra: &[(&str, &s
     format!("{{{}}}", body.join(","))
 }
 
+/// The filter config the stack runs (`cargo xtask up`, the demo, the fleet tests): the demo
+/// secrets given, the start lottery on (clicks in a sale's first second are served in drawn order
+/// over the next second, not by reaction time; edge-filter/README.md), and in a fleet the edge's
+/// name, so the origins count the edges and each budgets its share.
+pub fn stack_filter_config(ticket_secret: &str, edge_key: &str, edge_id: Option<&str>) -> String {
+    let id = edge_id.map(|id| format!("\"{id}\""));
+    let mut extra = vec![("start_lottery_ms", "1000")];
+    if let Some(id) = &id {
+        extra.push(("edge_id", id.as_str()));
+    }
+    dev_filter_config(ticket_secret, edge_key, &extra)
+}
+
 /// Render the stack's Envoy config from the template in `envoy/`.
 pub fn render(settings: &EdgeSettings) -> Result<String, String> {
     let template_path = crate::paths::workspace().join("envoy/edge.yaml.tmpl");

@@ -54,10 +54,11 @@ enum Cmd {
         /// The public edge.
         #[arg(long, env = "SECKILL_EDGE", default_value = "http://127.0.0.1:10000")]
         edge: String,
-        /// The origin (for its metrics and the admin figures).
+        /// The origin (for its metrics and the admin figures); a fleet's origins comma-separated
+        /// (their metrics are added up).
         #[arg(long, env = "SECKILL_ORIGIN", default_value = "http://127.0.0.1:8080")]
         origin: String,
-        /// Envoy's admin (for its stats).
+        /// Envoy's admin (for its stats); a fleet's edges' admins comma-separated (added up).
         #[arg(long, env = "SECKILL_ENVOY_ADMIN", default_value = "http://127.0.0.1:9901")]
         envoy_admin: String,
         /// Send the crowd straight at the origin instead (no edge; a baseline, not a shopper's path).
