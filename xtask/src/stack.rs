@@ -31,6 +31,13 @@ pub struct UpArgs {
     /// Envoy worker threads.
     #[arg(long, default_value_t = 2)]
     pub concurrency: u32,
+    /// Also start Prometheus (Debian's) scraping every Envoy and origin, with the sale's rules
+    /// (`envoy/monitoring/`).
+    #[arg(long)]
+    pub monitoring: bool,
+    /// Prometheus, with `--monitoring`.
+    #[arg(long, env = "SECKILL_PROMETHEUS_PORT", default_value_t = 9090)]
+    pub prometheus_port: u16,
 }
 
 fn state_file() -> PathBuf {
@@ -203,7 +210,7 @@ pub fn site_dir() -> PathBuf {
 }
 
 fn print_addresses(state: &[(String, String)]) {
-    for key in ["edge", "origin", "envoy_admin", "redis", "page"] {
+    for key in ["edge", "origin", "envoy_admin", "redis", "page", "prometheus"] {
         if let Some((_, v)) = state.iter().find(|(k, _)| k == key) {
             println!("{key}={v}");
         }
@@ -250,8 +257,9 @@ pub fn up(args: &UpArgs) -> Result<(), String> {
         site_dir: site_dir(),
     };
     let envoy = EnvoyProc::start(&envoy_bin, &settings, &dir, args.concurrency)?;
+    let monitoring = if args.monitoring { seckill_stack::prometheus_proc::start_detached(args.prometheus_port, &[envoy.admin], &[origin_addr], &admin_token(), &dir.join("prometheus"))? } else { Vec::new() };
 
-    let state = vec![
+    let mut state = vec![
         ("edge".to_owned(), envoy.url()),
         ("origin".to_owned(), origin.url()),
         ("envoy_admin".to_owned(), envoy.admin_url()),
@@ -261,6 +269,7 @@ pub fn up(args: &UpArgs) -> Result<(), String> {
         ("origin_pid".to_owned(), origin.detach().unwrap_or(0).to_string()),
         ("redis_pid".to_owned(), redis.detach().unwrap_or(0).to_string()),
     ];
+    state.extend(monitoring);
     let text: String = state.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
     std::fs::write(state_file(), text).map_err(|e| e.to_string())?;
     eprintln!("xtask: stack up (logs in {}; `cargo xtask down` stops it)", dir.display());
@@ -275,7 +284,7 @@ pub fn down() -> Result<(), String> {
         return Ok(());
     }
     // Edge first, so no new requests arrive while the origin drains.
-    for key in ["envoy_pid", "origin_pid", "redis_pid"] {
+    for key in ["prometheus_pid", "envoy_pid", "origin_pid", "redis_pid"] {
         let Some((_, pid)) = state.iter().find(|(k, _)| k == key) else { continue };
         if !alive(pid) {
             continue;

@@ -6,6 +6,7 @@
 //! - [`redis_proc`]: a `redis-server` of our own on its own port (never the machine's 6379), with AOF.
 //! - [`origin_proc`]: the `seckill-origin` binary as a child process.
 //! - [`envoy_proc`]: Envoy with the edge filter, its config rendered from `envoy/edge.yaml.tmpl`.
+//! - [`prometheus_proc`]: Debian's Prometheus scraping given Envoys and origins, with the sale rules.
 //!
 //! Std only on purpose: `cargo xtask` compiles in seconds on a fresh machine.
 
@@ -13,6 +14,7 @@ pub mod envoy_proc;
 pub mod net;
 pub mod origin_proc;
 pub mod paths;
+pub mod prometheus_proc;
 pub mod redis_proc;
 
 /// Milliseconds since the Unix epoch.
