@@ -7,7 +7,7 @@
 //!   removed from its exports, `wasm_trim`), the edge benchmark's reference filter (built and
 //!   trimmed the same way) and the release binaries.
 //! - `up` / `down`: the stack (Redis on 6390, origin on 8080, Envoy on 10000 + admin 9901) in the
-//!   background; `up` prints `key=value` addresses.
+//!   background; `up` prints `key=value` addresses. `up --monitoring` adds Prometheus on 9090.
 //! - `test`: setup, build, then every test.
 //! - `bench [origin|edge|e2e|all]`: benchmarks printing ratios measured side by side in one run
 //!   (`e2e`: the simulator's crowd through the edge against the same crowd straight at the origin).
