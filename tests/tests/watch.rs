@@ -78,7 +78,7 @@ async fn keeps_refreshing_through_an_origin_restart_and_a_dead_prometheus() {
     let mut rig = StackRig::start("watch-faults", StackOptions::default()).await.unwrap();
     rig.open_sale("w-faults", 10).await.unwrap();
     let dead_prometheus = format!("http://127.0.0.1:{}", free_port());
-    let child = seckillctl(&rig.origin_url(), "dev-admin-token", &["w-faults", "--count", "14", "--interval", "300ms", "--prometheus", &dead_prometheus])
+    let child = seckillctl(&rig.origin_url(), "dev-admin-token", &["w-faults", "--count", "24", "--interval", "300ms", "--prometheus", &dead_prometheus])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -91,7 +91,7 @@ async fn keeps_refreshing_through_an_origin_restart_and_a_dead_prometheus() {
     let (out, err) = text(&o);
     assert!(o.status.success(), "watch gave up: {out}\n{err}");
     let frames: Vec<&str> = out.split("\n\n").filter(|f| f.starts_with("seckillctl watch")).collect();
-    assert_eq!(frames.len(), 14, "every refresh shown:\n{out}");
+    assert_eq!(frames.len(), 24, "every refresh shown:\n{out}");
     assert!(frames.iter().any(|f| f.contains("WARNING    origin unreachable since")), "the outage is shown:\n{out}");
     assert!(frames.iter().all(|f| f.contains("stock      10 total")), "last known figures stay on screen:\n{out}");
     assert!(frames.iter().all(|f| f.contains("WARNING    Prometheus unreachable since")), "{out}");
