@@ -13,6 +13,7 @@
 //! - [`server`]: HTTP routing (`match (method, path)`), the shopper, edge and SRE endpoints.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`client`]: a small HTTP client used by `seckillctl`, the tests and the tools.
+//! - [`watch`]: `seckillctl watch`, the SRE's live view of one sale.
 //! - [`run`]: serve a listener until a shutdown future resolves, finishing in-flight requests.
 //!
 //! Binaries: `seckill-origin` (the service) and `seckillctl` (the SRE command line).
@@ -25,6 +26,7 @@ pub mod redis_conn;
 pub mod server;
 pub mod settings;
 pub mod store;
+pub mod watch;
 
 use std::future::Future;
 use std::sync::Arc;

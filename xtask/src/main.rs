@@ -7,7 +7,7 @@
 //!   removed from its exports, `wasm_trim`), the edge benchmark's reference filter (built and
 //!   trimmed the same way) and the release binaries.
 //! - `up` / `down`: the stack (Redis on 6390, origin on 8080, Envoy on 10000 + admin 9901) in the
-//!   background; `up` prints `key=value` addresses.
+//!   background; `up` prints `key=value` addresses. `up --monitoring` adds Prometheus on 9090.
 //! - `test`: setup, build, then every test.
 //! - `bench [origin|edge|e2e|all]`: benchmarks printing ratios measured side by side in one run
 //!   (`e2e`: the simulator's crowd through the edge against the same crowd straight at the origin).
@@ -16,12 +16,15 @@
 //!   minutes (default 10), the memory of Envoy, the origin and Redis sampled every 10 s; fails when
 //!   a process's memory keeps growing (`seckill_tests::soak`, `target/bench/soak.json`).
 //! - `fuzz [--seconds N] [TARGET...]`: the cargo-fuzz targets, bounded in time.
+//! - `oci [--module M] [--out DIR] [--pin]`: the filter as an OCI image layout (one
+//!   `tar+gzip` layer holding `plugin.wasm`, the form Istio and Envoy Gateway pull); prints its digest.
 //! - `demo [--keep]`: setup, build, up, then `seckill-sim` (a demo sale, a crowd with bots, the
 //!   funnel report).
 //!
-//! Deliberately light (std + clap + the std-only `seckill-stack`) so it builds in seconds.
+//! Deliberately light (std + clap + sha2 + serde_json + the std-only `seckill-stack`) so it builds in seconds.
 
 mod fuzz;
+mod oci;
 mod setup;
 mod stack;
 mod wasm_trim;
@@ -73,6 +76,9 @@ enum Cmd {
         /// Targets (default: all).
         targets: Vec<String>,
     },
+    /// Write the built edge filter as an OCI image layout (what Istio and Envoy Gateway pull) and
+    /// print its digest; `--pin` also writes the digest into the README and `envoy/k8s/`.
+    Oci(oci::OciArgs),
     /// The flash-sale demo: setup, up, a demo sale, a simulated crowd, the funnel report.
     Demo {
         /// Leave the stack running afterwards.
@@ -162,6 +168,7 @@ fn main() -> ExitCode {
         Cmd::Bench { what } => bench(&what),
         Cmd::Soak { minutes } => soak(minutes),
         Cmd::Fuzz { seconds, targets } => fuzz::fuzz(seconds, &targets),
+        Cmd::Oci(args) => oci::oci(&args),
         Cmd::Demo { keep, up } => stack::demo(keep, &up),
     };
     match result {

@@ -3,6 +3,10 @@
 //! The sale page adds three: the `wasm-bindgen` CLI of exactly the version `static-site/Cargo.toml`
 //! pins (the CLI refuses modules built by another version), Debian's `chromium` and
 //! `chromium-driver` for the browser test, and a CJK font so Chinese text renders in it.
+//!
+//! Operations add two more from Debian: `prometheus` (the server `cargo xtask up --monitoring`
+//! starts, and `promtool`, which checks and unit-tests the alert rules) and `skopeo` (reads back the
+//! OCI image `cargo xtask oci` writes).
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -147,6 +151,21 @@ fn browser() -> Result<(), String> {
     if pkgs.is_empty() { Ok(()) } else { apt_install(&pkgs) }
 }
 
+/// Debian's `prometheus` (with `promtool`) and `skopeo`, each checked by its binary.
+fn ops_tools() -> Result<(), String> {
+    let mut pkgs = Vec::new();
+    for (bin, pkg) in [(PROMETHEUS, "prometheus"), (PROMTOOL, "prometheus"), (SKOPEO, "skopeo")] {
+        if !std::path::Path::new(bin).is_file() && !pkgs.contains(&pkg) {
+            pkgs.push(pkg);
+        }
+    }
+    if pkgs.is_empty() { Ok(()) } else { apt_install(&pkgs) }
+}
+
+pub const PROMETHEUS: &str = "/usr/bin/prometheus";
+pub const PROMTOOL: &str = "/usr/bin/promtool";
+pub const SKOPEO: &str = "/usr/bin/skopeo";
+
 fn redis() -> Result<(), String> {
     if output(Command::new(paths::redis_server()).arg("--version")).is_some() {
         return Ok(());
@@ -167,14 +186,17 @@ pub fn setup() -> Result<(), String> {
     }
     let wasm_bindgen = wasm_bindgen_path()?;
     browser()?;
+    ops_tools()?;
     let v = envoy_version(&envoy).unwrap_or_default();
     let envoy_v = v.split("version:").nth(1).and_then(|r| r.trim().split('/').nth(1)).unwrap_or("?").to_owned();
     let redis_v = output(Command::new(paths::redis_server()).arg("--version")).unwrap_or_default();
     let redis_v = redis_v.split_whitespace().find_map(|w| w.strip_prefix("v=")).unwrap_or("?").to_owned();
     let chromium_v = output(Command::new(CHROMIUM).arg("--version")).unwrap_or_default();
     let chromium_v = chromium_v.split_whitespace().nth(1).unwrap_or("?").to_owned();
+    let prometheus_v = output(Command::new(PROMETHEUS).arg("--version")).unwrap_or_default();
+    let prometheus_v = prometheus_v.split_whitespace().nth(2).unwrap_or("?").to_owned();
     eprintln!(
-        "setup: ok (envoy {envoy_v} at {}, redis-server {redis_v}, wasm-bindgen {} at {}, chromium {chromium_v})",
+        "setup: ok (envoy {envoy_v} at {}, redis-server {redis_v}, wasm-bindgen {} at {}, chromium {chromium_v}, prometheus {prometheus_v})",
         envoy.display(),
         wasm_bindgen_version()?,
         wasm_bindgen.display()

@@ -39,6 +39,13 @@ pub struct UpArgs {
     /// A Redis Cluster (3 masters + 3 replicas on free ports) instead of one Redis.
     #[arg(long)]
     pub redis_cluster: bool,
+    /// Also start Prometheus (Debian's) scraping every Envoy and origin, with the sale's rules
+    /// (`envoy/monitoring/`).
+    #[arg(long)]
+    pub monitoring: bool,
+    /// Prometheus, with `--monitoring`.
+    #[arg(long, env = "SECKILL_PROMETHEUS_PORT", default_value_t = 9090)]
+    pub prometheus_port: u16,
 }
 
 impl UpArgs {
@@ -255,7 +262,15 @@ pub fn up(args: &UpArgs) -> Result<(), String> {
     let config = |_: usize, edge_id: Option<&str>| stack_filter_config(edge_id);
     let inputs = EdgeInputs { envoy_bin: &envoy_bin, filter_wasm: paths::filter_wasm(), filter_config: &config, site_dir: site_dir() };
     let fleet = Fleet::start(spec, ports, &dir, &paths::native_bin("seckill-origin"), &admin_token(), &inputs)?;
+    let monitoring = if args.monitoring {
+        let admins: Vec<_> = fleet.edges.iter().map(|e| e.admin).chain(fleet.front.iter().map(|f| f.admin)).collect();
+        let origins: Vec<_> = fleet.origins.iter().map(|o| o.addr).collect();
+        seckill_stack::prometheus_proc::start_detached(args.prometheus_port, &admins, &origins, &admin_token(), &dir.join("prometheus"))?
+    } else {
+        Vec::new()
+    };
     let mut state = fleet.addresses();
+    state.extend(monitoring);
     state.extend(fleet.detach().into_iter().map(|(name, pid)| (format!("{name}_pid"), pid.to_string())));
     let text: String = state.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
     std::fs::write(state_file(), text).map_err(|e| e.to_string())?;

@@ -6,6 +6,7 @@
 //! seckillctl sale list
 //! seckillctl sold-out on phone-1        # the switch; reaches every edge worker within the bound
 //! seckillctl sold-out off phone-1
+//! seckillctl watch phone-1 --prometheus http://127.0.0.1:9090   # live view, refreshed in place
 //! ```
 //! `--json` prints the API's JSON instead of the readable view.
 
@@ -33,7 +34,7 @@ use seckill_origin::client::{Answer, HttpClient};
 use seckill_origin::store::SaleFigures;
 
 #[derive(Parser, Debug)]
-#[command(name = "seckillctl", about = "Flash-sale SRE tool: create and inspect sales, flip the sold-out switch")]
+#[command(name = "seckillctl", about = "Flash-sale SRE tool: create and inspect sales, flip the sold-out switch, watch a sale live")]
 struct Cli {
     /// The origin's base URL (the admin API is not routed through the public edge).
     #[arg(long, global = true, env = "SECKILL_ORIGIN", default_value = "http://127.0.0.1:8080")]
@@ -57,6 +58,23 @@ enum Command {
     SoldOut {
         switch: Switch,
         sku: String,
+    },
+    /// Live view of one sale, refreshed in place: stock left, sold, rate, edge decisions/s, origin
+    /// outcomes, a bar toward sold out. Keeps going (and says so) when the origin or Prometheus blips.
+    Watch {
+        sku: String,
+        /// Prometheus to read the edges' decisions per second from (`seckill:edge_decisions:rate1m`).
+        #[arg(long, env = "SECKILL_PROMETHEUS")]
+        prometheus: Option<String>,
+        /// Time between refreshes (`1s`, `500ms`).
+        #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+        interval: Duration,
+        /// Print one view and exit.
+        #[arg(long, conflicts_with = "count")]
+        once: bool,
+        /// Stop after this many refreshes.
+        #[arg(long)]
+        count: Option<u64>,
     },
 }
 
@@ -136,6 +154,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let auth = format!("Bearer {token}");
     let h = [("authorization", auth.as_str())];
     let base = cli.origin.trim_end_matches('/');
+    if let Command::Watch { sku, prometheus, interval, once, count } = cli.command {
+        let opts = seckill_origin::watch::WatchOptions { origin: base.to_owned(), token, sku, prometheus, interval, count: if once { Some(1) } else { count } };
+        return Ok(seckill_origin::watch::watch(&opts).await?);
+    }
     let client = HttpClient::new(Duration::from_secs(10));
     let answer = match cli.command {
         Command::Sale(SaleCommand::Create { sku, stock, starts_at, ends_at, per_user_limit, pay_within_s }) => {
@@ -171,6 +193,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let body = serde_json::json!({ "sold_out": matches!(switch, Switch::On) });
             client.put_json(&format!("{base}/admin/sales/{sku}/sold-out"), &h, &body).await?
         }
+        Command::Watch { .. } => unreachable!("handled above"),
     };
     let answer = check(answer)?;
     if cli.json {

@@ -9,6 +9,7 @@
 //! - [`envoy_proc`]: Envoy with the edge filter, its config rendered from `envoy/edge.yaml.tmpl`,
 //!   and the front tier of a fleet (`envoy/front.yaml.tmpl`).
 //! - [`fleet`]: the whole stack as N edges behind a front, M origins and a Redis or a cluster.
+//! - [`prometheus_proc`]: Debian's Prometheus scraping given Envoys and origins, with the sale rules.
 //!
 //! Std only on purpose: `cargo xtask` compiles in seconds on a fresh machine.
 
@@ -17,6 +18,7 @@ pub mod fleet;
 pub mod net;
 pub mod origin_proc;
 pub mod paths;
+pub mod prometheus_proc;
 pub mod redis_cluster;
 pub mod redis_proc;
 
