@@ -133,16 +133,15 @@ pub fn render(wasm: &Path, filter_config: &str, feed: SocketAddr) -> Result<Benc
     let path = paths::workspace().join("envoy/bench.yaml.tmpl");
     let template = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let (plain, native, filter, admin) = (free_port(), free_port(), free_port(), free_port());
-    let yaml = template
+    let entry = seckill_stack::edge_build::EdgeBuild::of_module(wasm).filter_entry(wasm, filter_config);
+    let yaml = seckill_stack::edge_build::place_filter(&template, &entry)
         .replace("{{PLAIN_PORT}}", &plain.to_string())
         .replace("{{NATIVE_PORT}}", &native.to_string())
         .replace("{{FILTER_PORT}}", &filter.to_string())
         .replace("{{ADMIN_PORT}}", &admin.to_string())
         .replace("{{FEED_HOST}}", &feed.ip().to_string())
         .replace("{{FEED_PORT}}", &feed.port().to_string())
-        .replace("{{FILTER_WASM}}", &wasm.display().to_string())
-        .replace("{{REFERENCE_WASM}}", &paths::reference_wasm().display().to_string())
-        .replace("{{FILTER_CONFIG}}", filter_config);
+        .replace("{{REFERENCE_WASM}}", &paths::reference_wasm().display().to_string());
     // The reference listener block, once per mode.
     let (Some(begin), Some(end)) = (yaml.find(REFERENCE_BEGIN), yaml.find(REFERENCE_END)) else {
         return Err(format!("{} has no `reference listener begin` / `end` block", path.display()));

@@ -90,7 +90,6 @@ pub const LOG_DEBUG: u32 = 1;
 pub const LOG_INFO: u32 = 2;
 pub const LOG_WARN: u32 = 3;
 pub const LOG_ERROR: u32 = 4;
-pub const LOG_CRITICAL: u32 = 5;
 
 extern "C" {
     pub fn envoy_dynamic_module_callback_log(level: u32, message: ModuleBuffer);
@@ -132,13 +131,6 @@ extern "C" {
         label_names_size: usize,
         counter_id: *mut usize,
     ) -> u32;
-    pub fn envoy_dynamic_module_callback_http_filter_increment_counter(
-        filter: EnvoyPtr,
-        id: usize,
-        label_values: *mut ModuleBuffer,
-        label_values_size: usize,
-        value: u64,
-    ) -> u32;
     pub fn envoy_dynamic_module_callback_http_filter_config_increment_counter(
         config: EnvoyPtr,
         id: usize,
@@ -158,9 +150,9 @@ extern "C" {
     ) -> u32;
 }
 
-/// Every callback above, by name: what `version.rs` checks the host Envoy exports before the
-/// module agrees to load.
-pub const CALLBACKS: [&str; 17] = [
+#[allow(dead_code)] // checked against the host Envoy by the ABI rule (next step)
+/// Every callback above, by name.
+pub const CALLBACKS: [&str; 16] = [
     "envoy_dynamic_module_callback_log",
     "envoy_dynamic_module_callback_http_get_header",
     "envoy_dynamic_module_callback_http_get_headers_size",
@@ -175,7 +167,6 @@ pub const CALLBACKS: [&str; 17] = [
     "envoy_dynamic_module_callback_http_filter_config_scheduler_commit",
     "envoy_dynamic_module_callback_http_filter_config_scheduler_delete",
     "envoy_dynamic_module_callback_http_filter_config_define_counter",
-    "envoy_dynamic_module_callback_http_filter_increment_counter",
     "envoy_dynamic_module_callback_http_filter_config_increment_counter",
     "envoy_dynamic_module_callback_http_filter_config_http_callout",
 ];

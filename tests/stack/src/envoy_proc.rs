@@ -1,7 +1,7 @@
 //! Envoy with the edge filter, as a child process: the config rendered from `envoy/edge.yaml.tmpl`.
 //!
 //! Placeholders in the template: `{{EDGE_ADDR}}` `{{EDGE_PORT}}` `{{ADMIN_PORT}}` `{{ORIGIN_HOST}}`
-//! `{{ORIGIN_PORT}}` `{{FILTER_WASM}}` `{{FILTER_CONFIG}}` (the filter's JSON config) `{{SITE_DIR}}`,
+//! `{{ORIGIN_PORT}}` `{{EDGE_FILTER}}` (the seckill filter's entry for either build: `edge_build`) `{{SITE_DIR}}`,
 //! and `{{SITE_ROUTES}}`: the line `# {{SITE_ROUTES}}` (a comment, so the bare template still loads)
 //! becomes `SITE_DIR/routes.yaml`, the sale page's generated asset routes (`cargo xtask build`
 //! writes it), indented to the placeholder's column.
@@ -20,6 +20,7 @@ pub struct EdgeSettings {
     pub edge_port: u16,
     pub admin_port: u16,
     pub origin: SocketAddr,
+    /// The filter module: the proxy-wasm `.wasm` or the native `.so` (`edge_build::EdgeBuild`).
     pub filter_wasm: PathBuf,
     /// The filter's plugin configuration, as JSON text.
     pub filter_config: String,
@@ -66,6 +67,8 @@ pub fn render_template(template: &str, s: &EdgeSettings) -> String {
             _ => line.to_owned(),
         })
         .collect();
+    let entry = crate::edge_build::EdgeBuild::of_module(&s.filter_wasm).filter_entry(&s.filter_wasm, &s.filter_config);
+    let template = crate::edge_build::place_filter(&template, &entry);
     // Routes first: they name files as `{{SITE_DIR}}/assets/...`.
     template
         .replace("{{EDGE_ADDR}}", "127.0.0.1")

@@ -5,10 +5,12 @@
 //! - [`net`]: free loopback ports, waiting for a port, a tiny HTTP/1.0 GET and a Redis PING.
 //! - [`redis_proc`]: a `redis-server` of our own on its own port (never the machine's 6379), with AOF.
 //! - [`origin_proc`]: the `seckill-origin` binary as a child process.
+//! - [`edge_build`]: which build of the edge filter (proxy-wasm or native) Envoy loads.
 //! - [`envoy_proc`]: Envoy with the edge filter, its config rendered from `envoy/edge.yaml.tmpl`.
 //!
 //! Std only on purpose: `cargo xtask` compiles in seconds on a fresh machine.
 
+pub mod edge_build;
 pub mod envoy_proc;
 pub mod net;
 pub mod origin_proc;
