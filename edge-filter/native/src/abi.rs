@@ -150,8 +150,8 @@ extern "C" {
     ) -> u32;
 }
 
-#[allow(dead_code)] // checked against the host Envoy by the ABI rule (next step)
-/// Every callback above, by name.
+/// Every callback above, by name: `version.rs` checks the host Envoy exports each before the
+/// module agrees to load.
 pub const CALLBACKS: [&str; 16] = [
     "envoy_dynamic_module_callback_log",
     "envoy_dynamic_module_callback_http_get_header",
