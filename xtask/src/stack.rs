@@ -31,6 +31,10 @@ pub struct UpArgs {
     /// Envoy worker threads.
     #[arg(long, default_value_t = 2)]
     pub concurrency: u32,
+    /// Which build of the edge filter Envoy loads: `wasm` (proxy-wasm, the default) or `native`
+    /// (the Envoy 1.40 dynamic module); see edge-filter/README.md.
+    #[arg(long, env = "SECKILL_EDGE_BUILD", default_value = "wasm", value_parser = seckill_stack::edge_build::EdgeBuild::parse)]
+    pub edge_build: seckill_stack::edge_build::EdgeBuild,
 }
 
 fn state_file() -> PathBuf {
@@ -243,7 +247,7 @@ pub fn up(args: &UpArgs) -> Result<(), String> {
         edge_port: args.edge_port,
         admin_port: args.admin_port,
         origin: origin_addr,
-        filter_wasm: paths::filter_wasm(),
+        filter_wasm: args.edge_build.module(),
         // The stack runs the start lottery (edge-filter/README.md): clicks in a sale's first
         // second are served in drawn order over the next second, not by reaction time.
         filter_config: dev_filter_config(&secret("SECKILL_TICKET_SECRET", "dev-ticket-secret"), &secret("SECKILL_EDGE_KEY", "dev-edge-key"), &[("start_lottery_ms", "1000")]),

@@ -112,10 +112,16 @@ impl EdgeBuild {
 
 /// Replace each line `{{EDGE_FILTER}}` of `template` by `entry`, indented to that line's column.
 pub fn place_filter(template: &str, entry: &str) -> String {
+    place(template, "{{EDGE_FILTER}}", entry)
+}
+
+/// Replace each line that is exactly `placeholder` (after its indentation) by `entry`, indented
+/// to that line's column.
+pub fn place(template: &str, placeholder: &str, entry: &str) -> String {
     template
         .split_inclusive('\n')
         .map(|line| {
-            if line.trim() != "{{EDGE_FILTER}}" {
+            if line.trim() != placeholder {
                 return line.to_owned();
             }
             let indent = &line[..line.len() - line.trim_start().len()];
