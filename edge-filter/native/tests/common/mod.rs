@@ -112,7 +112,7 @@ pub fn native_filter(filter_name: &str, json: &str) -> String {
         r#"          - name: envoy.filters.http.dynamic_modules
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter
-              dynamic_module_config: {{name: seckill_edge_native, metrics_namespace: wasmcustom}}
+              dynamic_module_config: {{name: seckill_edge_native, do_not_close: true, metrics_namespace: wasmcustom}}
               filter_name: {filter_name}
               filter_config:
                 "@type": type.googleapis.com/google.protobuf.StringValue
