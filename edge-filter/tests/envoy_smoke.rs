@@ -300,14 +300,13 @@ fn buy(edge: SocketAddr, uid: &str, sku: &str) -> Resp {
 
 fn render(wasm: &Path, site: &Path, edge_port: u16, admin_port: u16, origin: SocketAddr, filter_config: &str) -> String {
     let template = std::fs::read_to_string(workspace().join("envoy/edge.yaml.tmpl")).expect("envoy/edge.yaml.tmpl");
-    template
+    let entry = seckill_stack::edge_build::EdgeBuild::Wasm.filter_entry(wasm, filter_config);
+    seckill_stack::edge_build::place_filter(&template, &entry)
         .replace("{{EDGE_ADDR}}", "127.0.0.1")
         .replace("{{EDGE_PORT}}", &edge_port.to_string())
         .replace("{{ADMIN_PORT}}", &admin_port.to_string())
         .replace("{{ORIGIN_HOST}}", &origin.ip().to_string())
         .replace("{{ORIGIN_PORT}}", &origin.port().to_string())
-        .replace("{{FILTER_WASM}}", &wasm.display().to_string())
-        .replace("{{FILTER_CONFIG}}", filter_config)
         .replace("{{SITE_DIR}}", &site.display().to_string())
 }
 

@@ -283,12 +283,19 @@ impl Store {
     /// Make a store for `target`: standalone as [`Store::new`]; a cluster is connected now (a
     /// node list that reaches no cluster is an error here, at start-up).
     pub async fn connect(target: &RedisTarget, durability: Durability, timeout: Duration, reply_grace: Duration, admin_timeout: Duration) -> Result<Self, StoreError> {
+        Self::connect_waiting(target, durability, WAITING_CONNECTIONS, timeout, reply_grace, admin_timeout).await
+    }
+
+    /// [`Store::connect`] with `waiting` connections for the buys that wait for replicas (0: they
+    /// share the one connection; `cargo xtask bench cluster` measures both).
+    pub async fn connect_waiting(target: &RedisTarget, durability: Durability, waiting: usize, timeout: Duration, reply_grace: Duration, admin_timeout: Duration) -> Result<Self, StoreError> {
         let timeouts = Self::conn_timeouts(timeout, reply_grace, admin_timeout);
         let conn = RedisConn::connect(target, timeouts).await?;
         let mut store = Self::with_conn(conn, durability, timeout, reply_grace, admin_timeout);
-        if durability.replicas > 0 {
-            let mut waiting = Vec::with_capacity(WAITING_CONNECTIONS);
-            for _ in 0..WAITING_CONNECTIONS {
+        if durability.replicas > 0 && waiting > 0 {
+            let n = waiting;
+            let mut waiting = Vec::with_capacity(n);
+            for _ in 0..n {
                 waiting.push(RedisConn::connect(target, timeouts).await?);
             }
             store.waiting = std::sync::Arc::new(waiting);

@@ -10,11 +10,11 @@
 //!
 //! 1. **Many skus** (`SKUS` skus of `STOCK_PER_SKU` units, a fresh uid per attempt, skus taken in
 //!    turn): commits/s on (a) a standalone Redis, (b) the cluster with `replicas: 0`, (c) the
-//!    cluster with `replicas: 1, wait 150 ms` (the origin's rule: one store, i.e. redis-rs's one
-//!    multiplexed connection per master), and, as a diagnostic, (d) the same rule over `POOL`
-//!    stores (separate connections) with the buyers spread over them. `WAIT` blocks the Redis
-//!    client that sent it, so on one connection every buy to a master queues behind the previous
-//!    buy's replica round trip (and both fsyncs); (d) shows what concurrent connections recover.
+//!    cluster with `replicas: 1, wait 150 ms` on one shared connection (redis-rs's one multiplexed
+//!    connection per master), and (d) the same rule as the origin runs it, over `POOL` connections
+//!    of its own for the buys that wait ([`Store::connect`]). `WAIT` blocks the Redis client that
+//!    sent it, so on one connection every buy to a master queues behind the previous buy's replica
+//!    round trip (and both fsyncs); (d) shows what the origin's connections recover.
 //!    The variants alternate in `ROUNDS` rounds (order rotated each round); the figure is the
 //!    median over rounds, each ratio (b/a, c/b, d/c) the median of the per-round ratios. Only
 //!    `won` counts as a commit; other answers (`late`: the script ran after its fence, so nothing
@@ -86,8 +86,8 @@ impl Variant {
         match self {
             Variant::Standalone => "(a) standalone Redis",
             Variant::Cluster => "(b) cluster, replicas 0",
-            Variant::ClusterWait => "(c) cluster, WAIT 1 150ms",
-            Variant::ClusterWaitPool => "(d) as (c), 16 connections",
+            Variant::ClusterWait => "(c) cluster, WAIT 1 150ms, one shared connection",
+            Variant::ClusterWaitPool => "(d) as (c) over the origin's 16 connections",
         }
     }
 
@@ -102,8 +102,7 @@ impl Variant {
     }
 }
 
-/// The Redis processes (kept alive for the run) and the stores of each variant (one each, but
-/// `POOL` for (d), each with its own cluster connections).
+/// The Redis processes (kept alive for the run) and the store of each variant.
 struct Rig {
     procs: (RedisProc, RedisCluster),
     stores: BTreeMap<&'static str, Vec<Store>>,
@@ -183,9 +182,10 @@ fn other_kind(r: &BuyResult) -> &'static str {
     }
 }
 
-async fn connect(target: &RedisTarget, durability: Durability) -> anyhow::Result<Store> {
+/// A store as the origin makes it, with `waiting` connections for the buys that wait for a replica.
+async fn connect(target: &RedisTarget, durability: Durability, waiting: usize) -> anyhow::Result<Store> {
     let s = Settings::dev("redis://127.0.0.1:1");
-    Store::connect(target, durability, s.redis_timeout, s.reply_grace, s.admin_timeout)
+    Store::connect_waiting(target, durability, waiting, s.redis_timeout, s.reply_grace, s.admin_timeout)
         .await
         .with_context(|| format!("connecting to {}", target.describe()))
 }
@@ -200,16 +200,13 @@ async fn start() -> anyhow::Result<Rig> {
     })
     .await
     .context("the start-up thread panicked")??;
-    let standalone = connect(&RedisTarget::Standalone(redis.url()), Durability::MASTER_ONLY).await?;
+    let standalone = connect(&RedisTarget::Standalone(redis.url()), Durability::MASTER_ONLY, 0).await?;
     let nodes = RedisTarget::cluster_from_list(&cluster.node_list()).context("the cluster's node list")?;
-    let plain = connect(&nodes, Durability::MASTER_ONLY).await?;
+    let plain = connect(&nodes, Durability::MASTER_ONLY, 0).await?;
     let rule = Durability { replicas: 1, wait: WAIT };
-    let safe = connect(&nodes, rule).await?;
+    let safe = connect(&nodes, rule, 0).await?;
     anyhow::ensure!(safe.durability().wait == WAIT, "the store cut the wait to {:?} (reply_grace too short)", safe.durability().wait);
-    let mut pool = Vec::with_capacity(POOL);
-    for _ in 0..POOL {
-        pool.push(connect(&nodes, rule).await?);
-    }
+    let pool = vec![connect(&nodes, rule, POOL).await?];
     let stores = BTreeMap::from([
         (Variant::Standalone.key(), vec![standalone]),
         (Variant::Cluster.key(), vec![plain]),

@@ -3,8 +3,8 @@
 //!
 //! 1. **Throughput**, from one Envoy process ([`crate::edge_bench::BenchEnvoy`], 2 workers): requests
 //!    per second of a direct response with no filter (1.0), with Envoy's native per-uid
-//!    `local_ratelimit` (fresh uids passed, repeats refused), with our filter (fresh uids passed,
-//!    repeats throttled), and with the reference filter (`edge-filter/reference`) in each of its
+//!    `local_ratelimit` (fresh uids passed, repeats refused), with our filter's proxy-wasm build
+//!    and its native build (the Envoy dynamic module; fresh uids passed, repeats throttled), and with the reference filter (`edge-filter/reference`) in each of its
 //!    modes: setting one header; reading `Authorization` and setting one header; making exactly
 //!    the host calls our filter makes to pass a fresh uid, or to refuse a repeat, without its
 //!    logic. The last two are the floor of our filter's two paths on this Envoy and machine; the
@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use seckill_stack::envoy_proc::dev_filter_config;
 
-use crate::edge_bench::{buy_request, envoy_bin, filter_wasm, mib, slots_bound_bytes, BenchEnvoy, FeedServer, Memory, EDGE_KEY, TICKET_SECRET};
+use crate::edge_bench::{buy_request, envoy_bin, filter_wasm, mib, native_module, slots_bound_bytes, BenchEnvoy, FeedServer, Memory, EDGE_KEY, TICKET_SECRET};
 use crate::load::{self, LoadReport, Source};
 
 /// Connections of the load generator.
@@ -79,6 +79,8 @@ enum Variant {
     NativeRepeat,
     FilterFresh,
     FilterRepeat,
+    ModuleFresh,
+    ModuleRepeat,
     ReferenceSet,
     ReferenceRead,
     ReferencePass,
@@ -86,12 +88,14 @@ enum Variant {
 }
 
 impl Variant {
-    const ALL: [Variant; 9] = [
+    const ALL: [Variant; 11] = [
         Variant::Plain,
         Variant::NativeFresh,
         Variant::NativeRepeat,
         Variant::FilterFresh,
         Variant::FilterRepeat,
+        Variant::ModuleFresh,
+        Variant::ModuleRepeat,
         Variant::ReferenceSet,
         Variant::ReferenceRead,
         Variant::ReferencePass,
@@ -105,6 +109,8 @@ impl Variant {
             Variant::NativeRepeat => "native_local_ratelimit_repeats",
             Variant::FilterFresh => "seckill_filter_fresh_uids",
             Variant::FilterRepeat => "seckill_filter_throttled_repeats",
+            Variant::ModuleFresh => "seckill_native_module_fresh_uids",
+            Variant::ModuleRepeat => "seckill_native_module_throttled_repeats",
             Variant::ReferenceSet => "reference_filter_sets_one_header",
             Variant::ReferenceRead => "reference_filter_reads_authorization",
             Variant::ReferencePass => "reference_filter_host_calls_of_a_pass",
@@ -119,6 +125,8 @@ impl Variant {
             Variant::NativeRepeat => "native local_ratelimit, per-uid descriptor, repeats (429)",
             Variant::FilterFresh => "seckill filter, fresh uids passed (a)",
             Variant::FilterRepeat => "seckill filter, throttled repeats (b)",
+            Variant::ModuleFresh => "seckill native module, fresh uids passed (c)",
+            Variant::ModuleRepeat => "seckill native module, throttled repeats (d)",
             Variant::ReferenceSet => "reference filter: sets one header",
             Variant::ReferenceRead => "reference filter: reads Authorization, sets one header",
             Variant::ReferencePass => "reference filter: the host calls of a pass, no logic",
@@ -133,15 +141,15 @@ impl Variant {
             Variant::ReferenceRead => Some("read_authorization"),
             Variant::ReferencePass => Some("pass_calls"),
             Variant::ReferenceRefuse => Some("refuse_calls"),
-            Variant::Plain | Variant::NativeFresh | Variant::NativeRepeat | Variant::FilterFresh | Variant::FilterRepeat => None,
+            Variant::Plain | Variant::NativeFresh | Variant::NativeRepeat | Variant::FilterFresh | Variant::FilterRepeat | Variant::ModuleFresh | Variant::ModuleRepeat => None,
         }
     }
 
     /// The status every measured answer must have.
     fn expected(self) -> u16 {
         match self {
-            Variant::Plain | Variant::NativeFresh | Variant::FilterFresh | Variant::ReferenceSet | Variant::ReferenceRead | Variant::ReferencePass => 200,
-            Variant::NativeRepeat | Variant::FilterRepeat | Variant::ReferenceRefuse => 429,
+            Variant::Plain | Variant::NativeFresh | Variant::FilterFresh | Variant::ModuleFresh | Variant::ReferenceSet | Variant::ReferenceRead | Variant::ReferencePass => 200,
+            Variant::NativeRepeat | Variant::FilterRepeat | Variant::ModuleRepeat | Variant::ReferenceRefuse => 429,
         }
     }
 }
@@ -158,6 +166,7 @@ fn median(v: &mut [f64]) -> f64 {
 /// The throughput part. Returns the JSON for `edge.json`.
 pub async fn throughput() -> anyhow::Result<serde_json::Value> {
     let (bin, wasm) = (envoy_bin().map_err(anyhow::Error::msg)?, filter_wasm().map_err(anyhow::Error::msg)?);
+    native_module().map_err(anyhow::Error::msg)?;
     let feed = FeedServer::start().await?;
     // A window longer than the run: every repeat is throttled, every fresh uid passes. The fresh
     // variant sends over a million uids in all, more than the default 65,536 × 16 slots hold, and
@@ -166,11 +175,12 @@ pub async fn throughput() -> anyhow::Result<serde_json::Value> {
     let config = dev_filter_config(TICKET_SECRET, EDGE_KEY, &[("window_ms", "3600000"), ("buckets", "262144")]);
     let envoy = BenchEnvoy::start(&bin, &wasm, &config, feed.addr, "bench-edge").map_err(anyhow::Error::msg)?;
     anyhow::ensure!(envoy.wait_for_feed(Duration::from_secs(20)), "the filter never loaded the bench feed; see {}", envoy.dir.display());
+    let module = envoy.module.ok_or_else(|| anyhow::anyhow!("the bench Envoy has no native module listener"))?;
     println!("edge benchmark: one Envoy (2 workers), {CONNECTIONS} keep-alive connections, {SECONDS} s per variant, {ROUNDS} rounds, variants alternate");
 
     // The repeat variants' uids pass once first, so every measured request of theirs is refused.
     let repeats = mint("r", 0, REPEAT_UIDS as u64);
-    for addr in [envoy.native, envoy.filter] {
+    for addr in [envoy.native, envoy.filter, module] {
         let r = drive(addr, 8, Duration::from_secs(30), once(repeats.clone())).await;
         anyhow::ensure!(r.status(200) == REPEAT_UIDS as u64, "priming the repeat uids: {:?}", r.statuses);
     }
@@ -178,6 +188,7 @@ pub async fn throughput() -> anyhow::Result<serde_json::Value> {
     let warm = drive(envoy.plain, CONNECTIONS, Duration::from_secs(1), cycle(repeats.clone())).await;
     let batch = ((warm.per_second() * SECONDS as f64 * 1.5) as u64).max(20_000);
     let _ = drive(envoy.filter, CONNECTIONS, Duration::from_secs(1), cycle(repeats.clone())).await;
+    let _ = drive(module, CONNECTIONS, Duration::from_secs(1), cycle(repeats.clone())).await;
 
     let mut rates: BTreeMap<Variant, Vec<f64>> = BTreeMap::new();
     let mut ratios: BTreeMap<Variant, Vec<f64>> = BTreeMap::new();
@@ -192,14 +203,19 @@ pub async fn throughput() -> anyhow::Result<serde_json::Value> {
                 Variant::Plain => (envoy.plain, cycle(repeats.clone())),
                 Variant::NativeRepeat => (envoy.native, cycle(repeats.clone())),
                 Variant::FilterRepeat => (envoy.filter, cycle(repeats.clone())),
+                Variant::ModuleRepeat => (module, cycle(repeats.clone())),
                 Variant::ReferenceSet | Variant::ReferenceRead | Variant::ReferencePass | Variant::ReferenceRefuse => {
                     let listener = v.reference_mode().and_then(|mode| envoy.reference(mode));
                     (listener.ok_or_else(|| anyhow::anyhow!("no reference listener for {}", v.label()))?, cycle(repeats.clone()))
                 }
-                Variant::NativeFresh | Variant::FilterFresh => {
-                    // Minted before the clock starts; uids never seen by either listener.
-                    let reqs = mint(if v == Variant::NativeFresh { "n" } else { "f" }, fresh_from, batch);
-                    (if v == Variant::NativeFresh { envoy.native } else { envoy.filter }, once(reqs))
+                Variant::NativeFresh | Variant::FilterFresh | Variant::ModuleFresh => {
+                    // Minted before the clock starts; uids never seen by any listener.
+                    let (prefix, addr) = match v {
+                        Variant::NativeFresh => ("n", envoy.native),
+                        Variant::FilterFresh => ("f", envoy.filter),
+                        _ => ("m", module),
+                    };
+                    (addr, once(mint(prefix, fresh_from, batch)))
                 }
             };
             let r = drive(addr, CONNECTIONS, Duration::from_secs(SECONDS), source).await;
@@ -236,6 +252,7 @@ pub async fn throughput() -> anyhow::Result<serde_json::Value> {
         let (rate, ratio) = (median(&mut r), median(&mut q));
         let target = match v {
             Variant::FilterFresh | Variant::FilterRepeat => if ratio >= 0.70 { "  (target >= 0.70: met)" } else { "  (target >= 0.70: MISSED)" },
+            Variant::ModuleFresh | Variant::ModuleRepeat => if ratio >= 0.90 { "  (target >= 0.90: met)" } else { "  (target >= 0.90: MISSED)" },
             _ => "",
         };
         println!("  {:<62} {:>10.0} {:>7.2}   [{}]{target}", v.label(), rate, ratio, rounds.join(", "));
@@ -248,6 +265,12 @@ pub async fn throughput() -> anyhow::Result<serde_json::Value> {
     };
     let (fresh_vs_floor, repeats_vs_floor) = (against(Variant::FilterFresh, Variant::ReferencePass), against(Variant::FilterRepeat, Variant::ReferenceRefuse));
     println!("  seckill filter / reference filter making the same host calls (same rounds): fresh uids {fresh_vs_floor:.2}, throttled repeats {repeats_vs_floor:.2}");
+    let (module_vs_wasm_fresh, module_vs_wasm_repeats) = (against(Variant::ModuleFresh, Variant::FilterFresh), against(Variant::ModuleRepeat, Variant::FilterRepeat));
+    let module_vs_limiter = against(Variant::ModuleRepeat, Variant::NativeRepeat);
+    println!(
+        "  native module / proxy-wasm build (same rounds): fresh uids {module_vs_wasm_fresh:.2}, repeats {module_vs_wasm_repeats:.2}; native module repeats / local_ratelimit repeats {module_vs_limiter:.2}{}",
+        if module_vs_limiter > 1.0 { " (target > 1: met)" } else { " (target > 1: MISSED)" }
+    );
     println!("  filter counters: passed {passed}, throttled {throttled} (of which {local} from the worker's own copy, no shared-data read), host errors {host_errors}, CAS exhausted {cas_exhausted}");
     anyhow::ensure!(host_errors == 0 && cas_exhausted == 0, "the filter degraded during the benchmark (host errors {host_errors}, CAS exhausted {cas_exhausted})");
     anyhow::ensure!(evictions == 0, "{evictions} slot entries were evicted: the repeat variant may have measured passes");
@@ -255,6 +278,8 @@ pub async fn throughput() -> anyhow::Result<serde_json::Value> {
         "connections": CONNECTIONS, "seconds_per_variant": SECONDS, "rounds": ROUNDS, "envoy_concurrency": 2,
         "variants": out,
         "seckill_filter_vs_reference_same_host_calls": {"fresh_uids": fresh_vs_floor, "throttled_repeats": repeats_vs_floor},
+        "native_module_vs_proxy_wasm": {"fresh_uids": module_vs_wasm_fresh, "throttled_repeats": module_vs_wasm_repeats},
+        "native_module_repeats_vs_local_ratelimit_repeats": module_vs_limiter,
         "filter_counters": {"passed": passed, "throttled": throttled, "local_refusals": local, "host_errors": host_errors, "cas_exhausted": cas_exhausted},
     }))
 }
@@ -308,7 +333,14 @@ pub const MAX_CHUNK_UIDS: u64 = 1_000_000;
 pub async fn memory(uids: u64, checkpoint_every: u64) -> anyhow::Result<serde_json::Value> {
     anyhow::ensure!(uids > 0 && checkpoint_every > 0, "uids ({uids}) and checkpoint_every ({checkpoint_every}) must be positive");
     anyhow::ensure!(checkpoint_every <= MAX_CHUNK_UIDS, "checkpoints at most every {MAX_CHUNK_UIDS} uids (each chunk has {CHUNK_LIMIT:?})");
-    let (bin, wasm) = (envoy_bin().map_err(anyhow::Error::msg)?, filter_wasm().map_err(anyhow::Error::msg)?);
+    // The build measured on the `filter` listener: `SECKILL_EDGE_BUILD` (wasm by default; `native`
+    // measures the Envoy dynamic module).
+    let build = seckill_stack::edge_build::EdgeBuild::from_env().map_err(anyhow::Error::msg)?;
+    let module = match build {
+        seckill_stack::edge_build::EdgeBuild::Wasm => filter_wasm(),
+        seckill_stack::edge_build::EdgeBuild::Native => native_module(),
+    };
+    let (bin, wasm) = (envoy_bin().map_err(anyhow::Error::msg)?, module.map_err(anyhow::Error::msg)?);
     let feed = FeedServer::start().await?;
     let config = dev_filter_config(TICKET_SECRET, EDGE_KEY, &[]);
     let (buckets, slots) = (65_536u64, 16u64);
@@ -316,7 +348,8 @@ pub async fn memory(uids: u64, checkpoint_every: u64) -> anyhow::Result<serde_js
     let envoy = BenchEnvoy::start(&bin, &wasm, &config, feed.addr, "bench-edge-memory").map_err(anyhow::Error::msg)?;
     anyhow::ensure!(envoy.wait_for_feed(Duration::from_secs(20)), "the filter never loaded the bench feed; see {}", envoy.dir.display());
     println!(
-        "edge memory: {uids} distinct uids through the filter (default config: {buckets} buckets x {slots} slots), fresh Envoy, checkpoint every {checkpoint_every} uids ({CHUNK_LIMIT:?} allowed per chunk)"
+        "edge memory ({} build): {uids} distinct uids through the filter (default config: {buckets} buckets x {slots} slots), fresh Envoy, checkpoint every {checkpoint_every} uids ({CHUNK_LIMIT:?} allowed per chunk)",
+        build.as_str()
     );
     // Warm the connections and code paths with a few uids first, so "before" is Envoy at work.
     let warm = fresh_uids(envoy.filter, "w", 0, 5_000, CONNECTIONS, Duration::from_secs(60)).await;
@@ -394,7 +427,7 @@ pub async fn memory(uids: u64, checkpoint_every: u64) -> anyhow::Result<serde_js
     let within = peak_rss_growth <= bound && peak_allocated_growth <= bound;
     println!("  within the bound at every checkpoint: {}", if within { "yes" } else { "NO" });
     let mut out = serde_json::json!({
-        "uids": uids, "checkpoint_every": checkpoint_every, "buckets": buckets, "slots_per_bucket": slots, "bound_bytes": bound,
+        "edge_build": build.as_str(), "uids": uids, "checkpoint_every": checkpoint_every, "buckets": buckets, "slots_per_bucket": slots, "bound_bytes": bound,
         "before": mem_json(&before),
         "checkpoints": checkpoints.iter().map(|c| {
             let mut m = mem_json(&c.memory);

@@ -1,5 +1,6 @@
-//! The edge benchmark's Envoy (`envoy/bench.yaml.tmpl`): the same Envoy process serving seven
-//! listeners — no filter, Envoy's native per-uid `local_ratelimit`, the seckill filter, and the
+//! The edge benchmark's Envoy (`envoy/bench.yaml.tmpl`): the same Envoy process serving eight
+//! listeners — no filter, Envoy's native per-uid `local_ratelimit`, the seckill filter (proxy-wasm),
+//! its native build (the Envoy dynamic module, when built), and the
 //! reference filter (`edge-filter/reference`) in each of its [`REFERENCE_MODES`] — each answering
 //! what it lets through with a direct response, plus a tiny flags feed for the seckill filter.
 //!
@@ -101,6 +102,8 @@ pub struct BenchEnvoy {
     pub native: SocketAddr,
     /// The seckill filter.
     pub filter: SocketAddr,
+    /// The seckill filter's native build (the Envoy dynamic module), when built.
+    pub module: Option<SocketAddr>,
     /// The reference filter, one listener per mode, in the order of [`REFERENCE_MODES`].
     pub references: Vec<SocketAddr>,
     pub admin: SocketAddr,
@@ -112,6 +115,7 @@ pub struct BenchConfig {
     pub plain: SocketAddr,
     pub native: SocketAddr,
     pub filter: SocketAddr,
+    pub module: Option<SocketAddr>,
     pub references: Vec<SocketAddr>,
     pub admin: SocketAddr,
     pub yaml: String,
@@ -120,6 +124,8 @@ pub struct BenchConfig {
 /// The reference filter's modes (its plugin configuration), one bench listener each.
 pub const REFERENCE_MODES: [&str; 4] = ["set_header", "read_authorization", "pass_calls", "refuse_calls"];
 
+const MODULE_BEGIN: &str = "  # native module listener begin\n";
+const MODULE_END: &str = "  # native module listener end\n";
 const REFERENCE_BEGIN: &str = "  # reference listener begin\n";
 const REFERENCE_END: &str = "  # reference listener end\n";
 
@@ -128,21 +134,32 @@ fn loopback(port: u16) -> SocketAddr {
 }
 
 /// Render the bench template on free ports with `filter_config` (one line of JSON); the reference
-/// filter is the built one ([`paths::reference_wasm`]).
+/// filter is the built one ([`paths::reference_wasm`]); the native module's listener is there when
+/// that module is built ([`paths::native_module`]).
 pub fn render(wasm: &Path, filter_config: &str, feed: SocketAddr) -> Result<BenchConfig, String> {
+    use seckill_stack::edge_build::{place, place_filter, EdgeBuild};
     let path = paths::workspace().join("envoy/bench.yaml.tmpl");
     let template = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let (plain, native, filter, admin) = (free_port(), free_port(), free_port(), free_port());
-    let yaml = template
+    let (plain, native, filter, admin, module) = (free_port(), free_port(), free_port(), free_port(), free_port());
+    let (Some(mb), Some(me)) = (template.find(MODULE_BEGIN), template.find(MODULE_END)) else {
+        return Err(format!("{} has no `native module listener begin` / `end` block", path.display()));
+    };
+    let native_module = paths::native_module();
+    let (template, module) = if native_module.is_file() {
+        (place(&template, "{{NATIVE_EDGE_FILTER}}", &EdgeBuild::Native.filter_entry(&native_module, filter_config)), Some(loopback(module)))
+    } else {
+        (format!("{}{}", &template[..mb], &template[me + MODULE_END.len()..]), None)
+    };
+    let entry = EdgeBuild::of_module(wasm).filter_entry(wasm, filter_config);
+    let yaml = place_filter(&template, &entry)
+        .replace("{{MODULE_PORT}}", &module.map(|m| m.port()).unwrap_or(0).to_string())
         .replace("{{PLAIN_PORT}}", &plain.to_string())
         .replace("{{NATIVE_PORT}}", &native.to_string())
         .replace("{{FILTER_PORT}}", &filter.to_string())
         .replace("{{ADMIN_PORT}}", &admin.to_string())
         .replace("{{FEED_HOST}}", &feed.ip().to_string())
         .replace("{{FEED_PORT}}", &feed.port().to_string())
-        .replace("{{FILTER_WASM}}", &wasm.display().to_string())
-        .replace("{{REFERENCE_WASM}}", &paths::reference_wasm().display().to_string())
-        .replace("{{FILTER_CONFIG}}", filter_config);
+        .replace("{{REFERENCE_WASM}}", &paths::reference_wasm().display().to_string());
     // The reference listener block, once per mode.
     let (Some(begin), Some(end)) = (yaml.find(REFERENCE_BEGIN), yaml.find(REFERENCE_END)) else {
         return Err(format!("{} has no `reference listener begin` / `end` block", path.display()));
@@ -155,7 +172,7 @@ pub fn render(wasm: &Path, filter_config: &str, feed: SocketAddr) -> Result<Benc
         .map(|(mode, addr)| block.replace("{{REFERENCE_MODE}}", mode).replace("{{REFERENCE_PORT}}", &addr.port().to_string()))
         .collect();
     let yaml = format!("{}{listeners}{}", &yaml[..begin], &yaml[end + REFERENCE_END.len()..]);
-    Ok(BenchConfig { plain: loopback(plain), native: loopback(native), filter: loopback(filter), references, admin: loopback(admin), yaml })
+    Ok(BenchConfig { plain: loopback(plain), native: loopback(native), filter: loopback(filter), module, references, admin: loopback(admin), yaml })
 }
 
 impl BenchEnvoy {
@@ -167,12 +184,12 @@ impl BenchEnvoy {
         let yaml = dir.join("bench.yaml");
         std::fs::write(&yaml, &cfg.yaml).map_err(|e| format!("cannot write {}: {e}", yaml.display()))?;
         let envoy = EnvoyProc::start_config(envoy_bin, &yaml, cfg.filter, cfg.admin, &dir.join("envoy.log"), 2)?;
-        for addr in [cfg.plain, cfg.native].iter().chain(&cfg.references) {
+        for addr in [cfg.plain, cfg.native].iter().chain(&cfg.module).chain(&cfg.references) {
             if !seckill_stack::net::wait_for_port(*addr, Duration::from_secs(10)) {
                 return Err(format!("bench listener {addr} did not open; see {}", dir.join("envoy.log").display()));
             }
         }
-        Ok(BenchEnvoy { envoy, plain: cfg.plain, native: cfg.native, filter: cfg.filter, references: cfg.references, admin: cfg.admin, dir })
+        Ok(BenchEnvoy { envoy, plain: cfg.plain, native: cfg.native, filter: cfg.filter, module: cfg.module, references: cfg.references, admin: cfg.admin, dir })
     }
 
     /// The listener of the reference filter in `mode` (one of [`REFERENCE_MODES`]).
@@ -183,11 +200,10 @@ impl BenchEnvoy {
     /// Wait until the filter has the feed (the sale status is answered at the edge).
     pub fn wait_for_feed(&self, within: Duration) -> bool {
         let deadline = std::time::Instant::now() + within;
+        let has_feed = |addr: SocketAddr| matches!(http_get(addr, &format!("/api/sales/{SKU}"), &[], Duration::from_secs(1)), Some((200, body)) if body.contains("on_sale"));
         while std::time::Instant::now() < deadline {
-            if let Some((200, body)) = http_get(self.filter, &format!("/api/sales/{SKU}"), &[], Duration::from_secs(1)) {
-                if body.contains("on_sale") {
-                    return true;
-                }
+            if has_feed(self.filter) && self.module.is_none_or(has_feed) {
+                return true;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -265,6 +281,11 @@ fn built(path: PathBuf, how: &str) -> Result<PathBuf, String> {
 /// wasm32-wasip1 --profile wasm`).
 pub fn filter_wasm() -> Result<PathBuf, String> {
     built(paths::filter_wasm(), "`cargo build -p seckill-edge-filter --target wasm32-wasip1 --profile wasm` (or `cargo xtask build`)")
+}
+
+/// The native build of the filter (`cargo xtask build` or `cargo build --release -p seckill-edge-native`).
+pub fn native_module() -> Result<PathBuf, String> {
+    built(paths::native_module(), "`cargo build --release -p seckill-edge-native` (or `cargo xtask build`)")
 }
 
 /// The reference filter's built module (`cargo xtask build`).

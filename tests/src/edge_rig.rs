@@ -276,23 +276,31 @@ impl Gate {
 // ---------------------------------------------------------------------------------------------
 // The filter module, built once per test process.
 
-/// The filter's module: `SECKILL_FILTER_WASM`, else built now (once per process) with
-/// `cargo build -p seckill-edge-filter --target wasm32-wasip1 --profile wasm`.
+/// The filter's module for the build `SECKILL_EDGE_BUILD` selects (`wasm`, the default, or
+/// `native`: `seckill_stack::edge_build`): `SECKILL_FILTER_WASM` (wasm) or
+/// `SECKILL_NATIVE_MODULE` (native) when set, else built now (once per process) with
+/// `cargo build -p seckill-edge-filter --target wasm32-wasip1 --profile wasm` or
+/// `cargo build --release -p seckill-edge-native`.
 pub fn filter_wasm() -> Result<PathBuf, RigError> {
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     BUILT
         .get_or_init(|| {
-            if let Some(p) = std::env::var_os("SECKILL_FILTER_WASM") {
+            let build = seckill_stack::edge_build::EdgeBuild::from_env()?;
+            let (var, args): (&str, &[&str]) = match build {
+                seckill_stack::edge_build::EdgeBuild::Wasm => ("SECKILL_FILTER_WASM", &["build", "--quiet", "-p", "seckill-edge-filter", "--target", "wasm32-wasip1", "--profile", "wasm"]),
+                seckill_stack::edge_build::EdgeBuild::Native => ("SECKILL_NATIVE_MODULE", &["build", "--quiet", "--release", "-p", "seckill-edge-native"]),
+            };
+            if let Some(p) = std::env::var_os(var) {
                 return Ok(PathBuf::from(p));
             }
             let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
             let status = std::process::Command::new(cargo)
                 .current_dir(paths::workspace())
-                .args(["build", "--quiet", "-p", "seckill-edge-filter", "--target", "wasm32-wasip1", "--profile", "wasm"])
+                .args(args)
                 .status()
                 .map_err(|e| format!("cannot run cargo: {e}"))?;
-            let p = paths::filter_wasm();
-            if status.success() && p.is_file() { Ok(p) } else { Err(format!("building the filter failed ({status}); {} missing", p.display())) }
+            let p = build.module();
+            if status.success() && p.is_file() { Ok(p) } else { Err(format!("building the {} filter failed ({status}); {} missing", build.as_str(), p.display())) }
         })
         .clone()
         .map_err(RigError::Wasm)

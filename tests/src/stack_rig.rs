@@ -73,7 +73,8 @@ impl StackRig {
             edge_port: free_port(),
             admin_port: free_port(),
             origins: vec![upstream],
-            filter_wasm: paths::filter_wasm(),
+            // The build `SECKILL_EDGE_BUILD` selects (wasm by default), built if missing.
+            filter_wasm: crate::edge_rig::filter_wasm().map_err(|e| anyhow::anyhow!("{e}"))?,
             filter_config: dev_filter_config("dev-ticket-secret", "dev-edge-key", &extra),
             site_dir: dir.join("site"),
         };

@@ -104,11 +104,13 @@ pub fn cargo() -> Command {
 
 /// Build the filter and the native binaries the stack runs.
 pub fn build() -> Result<(), String> {
-    eprintln!("xtask: building the edge filter (wasm32-wasip1), the benchmark's reference filter and the release binaries");
+    eprintln!("xtask: building the edge filter (wasm32-wasip1 and the native Envoy dynamic module), the benchmark's reference filter and the release binaries");
     run(cargo().args(["build", "--quiet", "-p", "seckill-edge-filter", "-p", "seckill-reference-filter", "--target", "wasm32-wasip1", "--profile", "wasm"]))?;
     wasm_trim::trim_filter(&seckill_stack::paths::filter_wasm())?;
     wasm_trim::trim_filter(&seckill_stack::paths::reference_wasm())?;
     run(cargo().args(["build", "--quiet", "--release", "-p", "seckill-origin", "-p", "seckill-tests", "-p", "seckill-sim", "--bins"]))?;
+    // The native build of the filter (release profile, host target): target/release/libseckill_edge_native.so.
+    run(cargo().args(["build", "--quiet", "--release", "-p", "seckill-edge-native"]))?;
     stack::build_site()?;
     Ok(())
 }

@@ -46,6 +46,10 @@ pub struct UpArgs {
     /// Prometheus, with `--monitoring`.
     #[arg(long, env = "SECKILL_PROMETHEUS_PORT", default_value_t = 9090)]
     pub prometheus_port: u16,
+    /// Which build of the edge filter Envoy loads: `wasm` (proxy-wasm, the default) or `native`
+    /// (the Envoy 1.40 dynamic module); see edge-filter/README.md.
+    #[arg(long, env = "SECKILL_EDGE_BUILD", default_value = "wasm", value_parser = seckill_stack::edge_build::EdgeBuild::parse)]
+    pub edge_build: seckill_stack::edge_build::EdgeBuild,
 }
 
 impl UpArgs {
@@ -260,7 +264,7 @@ pub fn up(args: &UpArgs) -> Result<(), String> {
     let envoy_bin = crate::setup::envoy_path()?;
     let ports = PublicPorts { entrance: args.edge_port, entrance_admin: args.admin_port, origin: args.origin_port, redis: args.redis_port };
     let config = |_: usize, edge_id: Option<&str>| stack_filter_config(edge_id);
-    let inputs = EdgeInputs { envoy_bin: &envoy_bin, filter_wasm: paths::filter_wasm(), filter_config: &config, site_dir: site_dir() };
+    let inputs = EdgeInputs { envoy_bin: &envoy_bin, filter_wasm: args.edge_build.module(), filter_config: &config, site_dir: site_dir() };
     let fleet = Fleet::start(spec, ports, &dir, &paths::native_bin("seckill-origin"), &admin_token(), &inputs)?;
     let monitoring = if args.monitoring {
         let admins: Vec<_> = fleet.edges.iter().map(|e| e.admin).chain(fleet.front.iter().map(|f| f.admin)).collect();

@@ -42,6 +42,14 @@ pub fn buy(answer: &BuyAnswer) -> Reply {
     Reply { status: answer.outcome.http_status(), headers: h, body: answer.to_json() }
 }
 
+/// The contract's `busy` (503, `Retry-After: 1`): the edge cannot decide now and nothing was
+/// committed. The native glue answers it when its own code fails on a request (a caught panic).
+pub fn busy() -> Reply {
+    let mut r = buy(&BuyAnswer { retry_after_ms: Some(1_000), ..BuyAnswer::new(Outcome::Busy) });
+    r.headers.push(("retry-after", "1".to_owned()));
+    r
+}
+
 /// `GET /api/sales/{sku}` answered at the edge (may be cached for 1 s, as the contract allows).
 pub fn sale_status(status: &SaleStatus) -> Reply {
     let body = serde_json::to_string(status).unwrap_or_else(|_| "{}".to_owned());
@@ -58,6 +66,17 @@ pub fn sale_status(status: &SaleStatus) -> Reply {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn busy_is_the_contracts_503() {
+        let r = super::busy();
+        assert_eq!(r.status, 503);
+        assert_eq!(r.header("retry-after"), Some("1"));
+        assert_eq!(r.header("x-seckill-by"), Some("edge"));
+        assert_eq!(r.header("x-seckill-outcome"), Some("busy"));
+        let a = r.answer().unwrap();
+        assert_eq!((a.outcome, a.retry_after_ms), (seckill_core::Outcome::Busy, Some(1_000)));
+    }
+
     use super::*;
     use seckill_core::SaleState;
 

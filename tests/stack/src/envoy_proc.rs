@@ -1,8 +1,8 @@
 //! Envoy with the edge filter, as a child process: the config rendered from `envoy/edge.yaml.tmpl`.
 //!
 //! Placeholders in the template: `{{EDGE_ADDR}}` `{{EDGE_PORT}}` `{{ADMIN_PORT}}`
-//! `{{FILTER_WASM}}` `{{FILTER_CONFIG}}` (the filter's JSON config) `{{SITE_DIR}}`, and two whole
-//! lines, each a comment so the bare template still loads: `# {{SITE_ROUTES}}` becomes
+//! `{{EDGE_FILTER}}` (the seckill filter's entry for either build: `edge_build`) `{{SITE_DIR}}`, and
+//! two whole lines, each a comment so the bare template still loads: `# {{SITE_ROUTES}}` becomes
 //! `SITE_DIR/routes.yaml`, the sale page's generated asset routes (`cargo xtask build` writes it),
 //! and `# {{ORIGIN_ENDPOINTS}}` one endpoint per origin; both indented to the placeholder's column.
 //!
@@ -24,6 +24,7 @@ pub struct EdgeSettings {
     pub admin_port: u16,
     /// Every origin behind this edge (Envoy balances them and ejects a dead one).
     pub origins: Vec<SocketAddr>,
+    /// The filter module: the proxy-wasm `.wasm` or the native `.so` (`edge_build::EdgeBuild`).
     pub filter_wasm: PathBuf,
     /// The filter's plugin configuration, as JSON text.
     pub filter_config: String,
@@ -75,6 +76,8 @@ pub fn render_template(template: &str, s: &EdgeSettings) -> String {
     let routes = std::fs::read_to_string(s.site_dir.join(SITE_ROUTES_FILE)).ok();
     let template = replace_line(template, "# {{SITE_ROUTES}}", routes.as_deref());
     let template = replace_line(&template, "# {{ORIGIN_ENDPOINTS}}", Some(&endpoints_yaml(&s.origins)));
+    let entry = crate::edge_build::EdgeBuild::of_module(&s.filter_wasm).filter_entry(&s.filter_wasm, &s.filter_config);
+    let template = crate::edge_build::place_filter(&template, &entry);
     // Routes first: they name files as `{{SITE_DIR}}/assets/...`.
     template
         .replace("{{EDGE_ADDR}}", "127.0.0.1")

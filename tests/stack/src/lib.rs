@@ -6,6 +6,7 @@
 //! - [`redis_proc`]: a `redis-server` of our own on its own port (never the machine's 6379), with AOF.
 //! - [`redis_cluster`]: a Redis Cluster of such servers (3 masters + 3 replicas).
 //! - [`origin_proc`]: the `seckill-origin` binary as a child process.
+//! - [`edge_build`]: which build of the edge filter (proxy-wasm or native) Envoy loads.
 //! - [`envoy_proc`]: Envoy with the edge filter, its config rendered from `envoy/edge.yaml.tmpl`,
 //!   and the front tier of a fleet (`envoy/front.yaml.tmpl`).
 //! - [`fleet`]: the whole stack as N edges behind a front, M origins and a Redis or a cluster.
@@ -13,6 +14,7 @@
 //!
 //! Std only on purpose: `cargo xtask` compiles in seconds on a fresh machine.
 
+pub mod edge_build;
 pub mod envoy_proc;
 pub mod fleet;
 pub mod net;

@@ -77,6 +77,11 @@ pub fn filter_wasm() -> PathBuf {
     target_dir().join("wasm32-wasip1/wasm/seckill_edge_filter.wasm")
 }
 
+/// The native build of the edge filter (`cargo xtask build`: release profile, host target).
+pub fn native_module() -> PathBuf {
+    target_dir().join("release/libseckill_edge_native.so")
+}
+
 /// The edge benchmark's reference filter (`edge-filter/reference`, built by `cargo xtask build`).
 pub fn reference_wasm() -> PathBuf {
     target_dir().join("wasm32-wasip1/wasm/seckill_reference_filter.wasm")
