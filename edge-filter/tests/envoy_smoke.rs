@@ -298,16 +298,18 @@ fn buy(edge: SocketAddr, uid: &str, sku: &str) -> Resp {
 // ---------------------------------------------------------------------------------------------
 // Envoy
 
+/// The stack's Envoy config (`envoy/edge.yaml.tmpl`), rendered by `seckill-stack` as every other
+/// test renders it, with this test's ports, origin and filter config.
 fn render(wasm: &Path, site: &Path, edge_port: u16, admin_port: u16, origin: SocketAddr, filter_config: &str) -> String {
-    let template = std::fs::read_to_string(workspace().join("envoy/edge.yaml.tmpl")).expect("envoy/edge.yaml.tmpl");
-    let entry = seckill_stack::edge_build::EdgeBuild::Wasm.filter_entry(wasm, filter_config);
-    seckill_stack::edge_build::place_filter(&template, &entry)
-        .replace("{{EDGE_ADDR}}", "127.0.0.1")
-        .replace("{{EDGE_PORT}}", &edge_port.to_string())
-        .replace("{{ADMIN_PORT}}", &admin_port.to_string())
-        .replace("{{ORIGIN_HOST}}", &origin.ip().to_string())
-        .replace("{{ORIGIN_PORT}}", &origin.port().to_string())
-        .replace("{{SITE_DIR}}", &site.display().to_string())
+    let settings = seckill_stack::envoy_proc::EdgeSettings {
+        edge_port,
+        admin_port,
+        origins: vec![origin],
+        filter_wasm: wasm.to_path_buf(),
+        filter_config: filter_config.to_owned(),
+        site_dir: site.to_path_buf(),
+    };
+    seckill_stack::envoy_proc::render(&settings).expect("envoy/edge.yaml.tmpl")
 }
 
 fn base_id() -> u32 {

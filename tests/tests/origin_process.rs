@@ -40,6 +40,33 @@ fn refuses_to_start_without_secrets() {
     assert!(err.contains("SECKILL_TICKET_SECRET") && err.contains("--dev"), "{err}");
 }
 
+/// A Redis Cluster node list that is malformed, or reaches no cluster, is a start-up error that
+/// names it (not an origin that starts and answers `busy` all sale long).
+#[test]
+fn a_bad_cluster_node_list_is_a_start_up_error() {
+    let start = |list: &str| {
+        let out = Command::new(paths::native_bin("seckill-origin"))
+            .args(["--dev", "--listen", "127.0.0.1:0", "--redis-cluster", list, "--redis-timeout-ms", "300"])
+            .env_remove("SECKILL_REDIS_URL")
+            .output()
+            .expect("seckill-origin runs");
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (ok, err) = start("127.0.0.1");
+    assert!(!ok && err.contains("--redis-cluster") && err.contains("not host:port"), "{err}");
+    let (ok, err) = start(" , ");
+    assert!(!ok && err.contains("node list is empty"), "{err}");
+    // A port with nothing listening: no cluster to read the slots from.
+    let nobody = seckill_tests::net::free_port();
+    let (ok, err) = start(&format!("127.0.0.1:{nobody}"));
+    assert!(!ok && err.contains(&format!("cannot use Redis at cluster redis://127.0.0.1:{nobody}")), "{err}");
+    // A standalone Redis is not a cluster either.
+    let dir = paths::scratch_dir("not-a-cluster");
+    let redis = RedisProc::start(seckill_tests::net::free_port(), &dir, seckill_tests::redis_proc::STACK_FSYNC).unwrap();
+    let (ok, err) = start(&format!("127.0.0.1:{}", redis.port()));
+    assert!(!ok && err.contains("cannot use Redis at cluster"), "{err}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_in_flight_buys_finish() {
     let dir = paths::scratch_dir("sigterm");

@@ -1,8 +1,9 @@
 //! `cargo xtask fuzz [--seconds N] [TARGET...]`: run the cargo-fuzz targets in `tests/fuzz/` for a
 //! bounded time each and report executions and findings. `cargo xtask test` runs each briefly.
 //!
-//! Needs the nightly toolchain (libFuzzer instrumentation) and `cargo-fuzz`, which this installs
-//! (pinned) when missing. Corpora grow in `tests/fuzz/corpus/` (not committed); a crash is saved in
+//! Needs a nightly toolchain (libFuzzer instrumentation) and `cargo-fuzz`; this installs both,
+//! pinned ([`NIGHTLY`], [`CARGO_FUZZ_VERSION`]), when missing, so `cargo xtask test` passes on a
+//! machine that only has stable. Corpora grow in `tests/fuzz/corpus/` (not committed); a crash is saved in
 //! `tests/fuzz/artifacts/<target>/` and fails the run.
 
 use std::process::{Command, Stdio};
@@ -11,6 +12,8 @@ use seckill_stack::paths;
 
 pub const TARGETS: [&str; 4] = ["ticket", "filter_config", "edge_state", "origin_request"];
 const CARGO_FUZZ_VERSION: &str = "0.13.2";
+/// The nightly the fuzz targets are built with (a dated one: a new nightly cannot break CI).
+pub const NIGHTLY: &str = "nightly-2026-05-20";
 
 fn has(cmd: &mut Command) -> bool {
     cmd.stdout(Stdio::null()).stderr(Stdio::null()).status().map(|s| s.success()).unwrap_or(false)
@@ -18,8 +21,10 @@ fn has(cmd: &mut Command) -> bool {
 
 /// Make sure nightly and cargo-fuzz are there.
 pub fn setup() -> Result<(), String> {
-    if !has(Command::new("rustup").args(["run", "nightly", "rustc", "--version"])) {
-        return Err("fuzzing needs the nightly toolchain (`rustup toolchain install nightly`)".into());
+    if !has(Command::new("rustup").args(["run", NIGHTLY, "rustc", "--version"])) {
+        eprintln!("setup: rustup toolchain install {NIGHTLY} --profile minimal (for fuzzing)");
+        crate::run(Command::new("rustup").args(["toolchain", "install", NIGHTLY, "--profile", "minimal"]))
+            .map_err(|e| format!("fuzzing needs {NIGHTLY} and installing it failed: {e}"))?;
     }
     let version_ok = Command::new("cargo")
         .args(["fuzz", "--version"])
@@ -43,7 +48,7 @@ struct Outcome {
 
 fn fuzz_cmd(args: &[&str]) -> Command {
     let mut c = Command::new("cargo");
-    c.current_dir(paths::workspace()).args(["+nightly", "fuzz"]).args(args);
+    c.current_dir(paths::workspace()).args([&format!("+{NIGHTLY}"), "fuzz"]).args(args);
     c
 }
 
