@@ -79,14 +79,17 @@ pub fn ensure_loopback(url: &str) -> Result<(), SimError> {
 pub async fn simulate(opts: Options) -> Result<Report, SimError> {
     let s = &opts.scenario;
     let a = &opts.addresses;
-    for url in a.edge.iter().chain(std::iter::once(&a.origin)).chain(a.envoy_admin.iter()) {
-        ensure_loopback(url)?;
+    // `origin` and `envoy_admin` may list a fleet's, comma-separated: every one is checked.
+    for list in a.edge.iter().chain(std::iter::once(&a.origin)).chain(a.envoy_admin.iter()) {
+        for url in list.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+            ensure_loopback(url)?;
+        }
     }
     let edge_admin = if opts.mode == Mode::Edge { opts.addresses.envoy_admin.clone() } else { None };
     let probe = Probe::new(edge_admin, &opts.addresses.origin, &opts.secrets.admin_token, &s.sale.sku);
     let base_url = match opts.mode {
         Mode::Edge => opts.addresses.edge.clone().ok_or_else(|| SimError::Setup("an edge address is needed to go through the edge".into()))?,
-        Mode::Direct => opts.addresses.origin.clone(),
+        Mode::Direct => opts.addresses.origin.split(',').next().unwrap_or_default().trim().to_owned(),
     };
     let starts_at = if opts.create_sale {
         let starts_at = seckill_stack::now_ms() + s.sale.starts_in_ms;
