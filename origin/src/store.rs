@@ -31,16 +31,6 @@ const SALES_KEY: &str = "sk:sales";
 /// takes 2-3 s here); within Envoy's 5 s route timeout. See [`Store::settle`].
 const SETTLE_WITHIN: Duration = Duration::from_millis(4_000);
 
-/// Could the call that failed with `e` have run on Redis? Not when the connection was refused
-/// (nothing was sent); yes when the reply was lost or late.
-fn may_have_run(e: &StoreError) -> bool {
-    match e {
-        StoreError::Timeout(_) => true,
-        StoreError::Redis(r) => !r.is_connection_refusal() && (r.is_io_error() || r.is_timeout() || r.is_connection_dropped()),
-        StoreError::Protocol(_) | StoreError::NotReplicated(_) => false,
-    }
-}
-
 /// Connections the buys that wait for replicas are spread over (see [`Store::buy`]).
 const WAITING_CONNECTIONS: usize = 16;
 
@@ -367,8 +357,10 @@ impl Store {
         } else {
             match self.bounded(bound, self.buy_then_wait(&k, sku, uid, fence)).await {
                 Ok((reply, acked)) => (reply, Some(acked)),
-                Err(e) if may_have_run(&e) => return self.settle(&k, uid, e).await,
-                Err(e) => return Err(e),
+                // Whatever the error says, the buy may have run: the cluster client retries a
+                // request whose connection dropped, so even a refusal or a MOVED can follow a
+                // first try that committed. Ask what survived.
+                Err(e) => return self.settle(&k, uid, e).await,
             }
         };
         let result = parse_buy_reply(&reply)?;

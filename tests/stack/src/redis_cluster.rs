@@ -69,11 +69,17 @@ fn cluster_args(dir: &Path) -> Vec<String> {
 /// A free port whose cluster bus port (port + 10000) is free too and below the ephemeral range
 /// (where a client's outgoing connection could take it before the node binds it).
 pub fn free_node_port() -> u16 {
-    for _ in 0..1000 {
-        let p = crate::net::free_port();
-        let bus = u32::from(p) + 10_000;
-        if bus < 32_768 && std::net::TcpListener::bind(("127.0.0.1", bus as u16)).is_ok() {
-            return p;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    // 20000..22767: node ports whose bus ports (30000..32767) stay below the ephemeral range.
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 2_767;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(u32::MAX, std::process::id().wrapping_mul(7919) % SPAN, Ordering::Relaxed, Ordering::Relaxed);
+    let free = |p: u32| std::net::TcpListener::bind(("127.0.0.1", p as u16)).is_ok();
+    for _ in 0..SPAN {
+        let p = FIRST + NEXT.fetch_add(1, Ordering::Relaxed) % SPAN;
+        if free(p) && free(p + 10_000) {
+            return p as u16;
         }
     }
     crate::net::free_port()
