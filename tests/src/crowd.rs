@@ -151,6 +151,17 @@ pub async fn wait_until(within: Duration, mut cond: impl FnMut() -> bool) -> Opt
     None
 }
 
+/// An orders hash as Redis holds it (order id → `uid state created deadline`) as order id →
+/// (uid, state), the form [`check_invariants`] takes.
+pub fn owners_and_states(raw: HashMap<String, String>) -> HashMap<String, (String, String)> {
+    raw.into_iter()
+        .map(|(id, rec)| {
+            let mut f = rec.split(' ');
+            (id, (f.next().unwrap_or_default().to_owned(), f.next().unwrap_or_default().to_owned()))
+        })
+        .collect()
+}
+
 /// What the invariant check saw, for the closing notes.
 #[derive(Debug, Clone, Default)]
 pub struct Checked {

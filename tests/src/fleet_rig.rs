@@ -99,13 +99,7 @@ impl FleetRig {
                 redis::cmd("HGETALL").arg(&key).query(&mut c)?
             }
         };
-        Ok(raw
-            .into_iter()
-            .map(|(id, rec)| {
-                let mut f = rec.split(' ');
-                (id, (f.next().unwrap_or_default().to_owned(), f.next().unwrap_or_default().to_owned()))
-            })
-            .collect())
+        Ok(crate::crowd::owners_and_states(raw))
     }
 
     /// Buy attempts every live origin has answered so far (`seckill_origin_requests{route="buy"}`

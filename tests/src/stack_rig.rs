@@ -188,13 +188,7 @@ impl StackRig {
     pub fn orders_in_redis(&self, sku: &str) -> anyhow::Result<HashMap<String, (String, String)>> {
         let mut c = redis::Client::open(self.redis.url())?.get_connection_with_timeout(Duration::from_secs(5))?;
         let raw: HashMap<String, String> = redis::cmd("HGETALL").arg(format!("sk:{{{sku}}}:orders")).query(&mut c)?;
-        Ok(raw
-            .into_iter()
-            .map(|(id, rec)| {
-                let mut f = rec.split(' ');
-                (id, (f.next().unwrap_or_default().to_owned(), f.next().unwrap_or_default().to_owned()))
-            })
-            .collect())
+        Ok(crate::crowd::owners_and_states(raw))
     }
 
     /// Order id → created_at (Unix ms).
