@@ -16,17 +16,17 @@
 //!    recorded);
 //! 7. otherwise pass on with `x-seckill-uid` and `x-seckill-edge-key`.
 //!
+//! Steps 2 to 7 are one function each in `buy.rs`.
+//!
 //! Any failing host call or exhausted CAS loop degrades to step 7 (with a counter): the origin
 //! enforces every rule itself, the edge only saves it work.
 
 use std::cell::RefCell;
 
-use seckill_core::feed::SaleFlags;
-use seckill_core::throttle::{decide, ThrottleDecision};
 use seckill_core::ticket::{self, TicketError, Verifier};
-use seckill_core::{headers, is_valid_id, BuyAnswer, Outcome, SaleState, SaleStatus};
+use seckill_core::{headers, is_valid_id, BuyAnswer, Outcome, SaleStatus};
 
-use crate::admission::{Admission, AT_CAPACITY_RETRY_MS};
+use crate::admission::Admission;
 use crate::config::Config;
 use crate::flags::{mark_sold_out, FlagsCache, Lookup};
 use crate::host::{update, Counter, Host, Reason};
@@ -97,18 +97,6 @@ impl Decision {
     }
 }
 
-/// What the slot step decided.
-enum Verdict {
-    Pass(Upsert),
-    /// Start lottery: come back at this time (recorded in the slot).
-    Hold(u64),
-    /// Admission budget full (nothing recorded).
-    AtCapacity,
-    Dedup(u64),
-    Replay(Outcome, u64),
-    Throttle(u64),
-}
-
 /// How often, at most, a worker re-reads the flags' metadata from shared data on the request
 /// path (its tick re-reads them too). A change stored by the poller, or a `sold_out` learned by
 /// another worker, is seen by every worker within this long; in between, requests use the
@@ -119,13 +107,13 @@ pub const FLAGS_RECHECK_MS: u64 = 10;
 /// tickets, the slot hasher and this worker's copy of the flags.
 #[derive(Debug)]
 pub struct Edge {
-    cfg: Config,
-    verifier: Verifier,
-    tickets: TicketCache,
-    hasher: SlotHasher,
-    recent: RecentPairs,
-    admission: Admission,
-    flags: RefCell<FlagsCache>,
+    pub(crate) cfg: Config,
+    pub(crate) verifier: Verifier,
+    pub(crate) tickets: TicketCache,
+    pub(crate) hasher: SlotHasher,
+    pub(crate) recent: RecentPairs,
+    pub(crate) admission: Admission,
+    pub(crate) flags: RefCell<FlagsCache>,
     /// When this worker last read the flags' metadata (Envoy clock, Unix ms).
     flags_read_at: std::cell::Cell<Option<u64>>,
 }
@@ -181,7 +169,7 @@ impl Edge {
         self.flags_read_at.set(None);
     }
 
-    fn lookup<H: Host + ?Sized>(&self, host: &H, sku: &str, now: u64) -> Lookup {
+    pub(crate) fn lookup<H: Host + ?Sized>(&self, host: &H, sku: &str, now: u64) -> Lookup {
         let due = self.flags_read_at.get().is_none_or(|at| now.saturating_sub(at) >= FLAGS_RECHECK_MS || now < at);
         if due {
             self.refresh_flags(host);
@@ -193,14 +181,14 @@ impl Edge {
         }
     }
 
-    fn forward_as(&self, uid: &str, learn: Option<Learn>) -> Forward {
+    pub(crate) fn forward_as(&self, uid: &str, learn: Option<Learn>) -> Forward {
         Forward {
             set_headers: vec![(headers::UID, uid.to_owned()), (headers::EDGE_KEY, self.cfg.edge_key.clone())],
             learn,
         }
     }
 
-    fn edge_answer<H: Host + ?Sized>(&self, host: &H, reason: Reason, answer: &BuyAnswer) -> Decision {
+    pub(crate) fn edge_answer<H: Host + ?Sized>(&self, host: &H, reason: Reason, answer: &BuyAnswer) -> Decision {
         host.count(Counter::Decision(reason));
         Decision::Reply(reply::buy(answer))
     }
@@ -276,157 +264,6 @@ impl Edge {
     /// budget. Still at capacity before `give_up_ms`: held again, briefly.
     pub fn on_turn<H: Host + ?Sized>(&self, host: &H, held: &Held, now: u64) -> Decision {
         self.decide_buy(host, &held.sku, held.uid.clone(), now, Some(held))
-    }
-
-    /// Steps 2 to 7 for a verified uid and a well-formed sku.
-    fn decide_buy<H: Host + ?Sized>(&self, host: &H, sku: &str, uid: String, now: u64, turn: Option<&Held>) -> Decision {
-        // 2. sale state
-        let mut known: Option<SaleFlags> = None;
-        match self.lookup(host, sku, now) {
-            Lookup::NoFeed | Lookup::Absent { fresh: false } => {}
-            Lookup::Absent { fresh: true } => {
-                let a = BuyAnswer { sku: Some(sku.to_owned()), ..BuyAnswer::new(Outcome::UnknownSku) };
-                return self.edge_answer(host, Reason::UnknownSku, &a);
-            }
-            Lookup::Known { flags, .. } => {
-                let window = |o| BuyAnswer { sku: Some(sku.to_owned()), starts_at: Some(flags.starts_at), ends_at: Some(flags.ends_at), ..BuyAnswer::new(o) };
-                match flags.state_at(now) {
-                    SaleState::Upcoming if now.saturating_add(self.cfg.start_grace_ms) < flags.starts_at => {
-                        return self.edge_answer(host, Reason::NotStarted, &window(Outcome::NotStarted));
-                    }
-                    SaleState::Ended => return self.edge_answer(host, Reason::Ended, &window(Outcome::Ended)),
-                    SaleState::SoldOut => {
-                        let a = BuyAnswer { sku: Some(sku.to_owned()), ..BuyAnswer::new(Outcome::SoldOut) };
-                        return self.edge_answer(host, Reason::SoldOut, &a);
-                    }
-                    SaleState::Upcoming | SaleState::OnSale => {}
-                }
-                known = Some(flags);
-            }
-        }
-        // 3 + 4. dedup and throttle: from this worker's own copy of the entry where it can only
-        // refuse, else in one read-modify-write of the (uid, sku) bucket in shared data.
-        let dedup = known.as_ref().is_some_and(|f| f.per_user_limit == 1) && self.cfg.winner_ttl_ms > 0;
-        let slot = self.hasher.slot(&uid, sku, self.cfg.buckets);
-        let cfg = &self.cfg;
-        let refusal = |e: &Entry| -> Option<Verdict> {
-            if dedup && e.is_winner() && now.saturating_sub(e.last_pass_ms) < cfg.winner_ttl_ms {
-                return Some(Verdict::Dedup(e.seq));
-            }
-            match decide(Some(e.last_pass_ms), now, cfg.window_ms) {
-                ThrottleDecision::Wait { retry_after_ms } => Some(match e.outcome {
-                    Some(o) if o.is_final() => Verdict::Replay(o, e.seq),
-                    _ => Verdict::Throttle(retry_after_ms),
-                }),
-                ThrottleDecision::Pass => None,
-            }
-        };
-        // 5. the start lottery: a first buy early in the sale waits for its drawn moment.
-        let hold_until = known.as_ref().filter(|_| cfg.start_lottery_ms > 0).and_then(|f| {
-            let lottery_end = f.starts_at.saturating_add(cfg.start_lottery_ms);
-            (now < lottery_end).then(|| lottery_end + slot.fp % cfg.start_lottery_ms)
-        });
-        // 6. the admission budget (checked before the slot is written: a buy held back here has
-        // not used its window), and only for a buy that would otherwise pass.
-        let stock_left = known.as_ref().and_then(|f| f.stock_left);
-        let feed_version = self.flags.try_borrow().ok().and_then(|f| f.version()).unwrap_or(0);
-        let admitted = std::cell::OnceCell::new();
-        let admitted = || *admitted.get_or_init(|| hold_until.is_some() || self.admission.allows(sku, stock_left, feed_version, now, cfg.answer_timeout_ms));
-        let local = self.recent.get(slot, now, cfg.answer_timeout_ms).and_then(|e| refusal(&e));
-        let verdict = match local {
-            Some(v) => {
-                host.count(Counter::LocalRefusals);
-                Ok(v)
-            }
-            None => {
-                let key = bucket_key(slot.bucket);
-                let shared = update(host, &key, cfg.cas_retries, |cur| {
-                    let mut bucket = Bucket::decode(cur);
-                    if let Some(e) = bucket.find(slot.fp).copied() {
-                        if let Some(v) = refusal(&e) {
-                            return (None, (v, e));
-                        }
-                    }
-                    if !admitted() {
-                        return (None, (Verdict::AtCapacity, Entry::new(slot.fp, 0)));
-                    }
-                    // A held uid's window is opened so that it ends at its drawn moment.
-                    let (entry, verdict_of) = match hold_until {
-                        Some(at) => (Entry::new(slot.fp, at.saturating_sub(cfg.window_ms)), Some(at)),
-                        None => (Entry::new(slot.fp, now), None),
-                    };
-                    let up = bucket.upsert(entry, cfg.slots_per_bucket as usize, now, cfg.window_ms, cfg.winner_ttl_ms);
-                    let v = match verdict_of {
-                        Some(at) => Verdict::Hold(at),
-                        None => Verdict::Pass(up),
-                    };
-                    (Some(bucket.encode_fixed(cfg.slots_per_bucket as usize)), (v, entry))
-                });
-                match shared {
-                    Ok((Verdict::AtCapacity, _)) => Ok(Verdict::AtCapacity),
-                    Ok((v, entry)) => {
-                        self.recent.put(slot, entry, now, matches!(v, Verdict::Pass(_) | Verdict::Hold(_)));
-                        Ok(v)
-                    }
-                    Err(c) => {
-                        // Passed on without a shared entry: this worker still refuses its repeats.
-                        self.recent.put(slot, Entry::new(slot.fp, now), now, true);
-                        Err(c)
-                    }
-                }
-            }
-        };
-        // Built only for a buy that is passed on (refusals, the common case, allocate nothing).
-        let learn = |uid: &str| Learn { slot, sku: sku.to_owned(), uid: uid.to_owned(), passed_at_ms: now, starts_at: known.as_ref().map(|f| f.starts_at) };
-        match verdict {
-            Ok(Verdict::Dedup(seq)) => {
-                let a = BuyAnswer::won(Outcome::AlreadyWon, &format!("{sku}.{seq}"), sku, &uid);
-                self.edge_answer(host, Reason::AlreadyWon, &a)
-            }
-            Ok(Verdict::Replay(outcome, seq)) => {
-                let a = match outcome {
-                    // A repeat of a win is, by then, "already won" (same order id).
-                    Outcome::Won | Outcome::AlreadyWon => BuyAnswer::won(Outcome::AlreadyWon, &format!("{sku}.{seq}"), sku, &uid),
-                    Outcome::Ended => BuyAnswer {
-                        sku: Some(sku.to_owned()),
-                        starts_at: known.as_ref().map(|f| f.starts_at),
-                        ends_at: known.as_ref().map(|f| f.ends_at),
-                        ..BuyAnswer::new(Outcome::Ended)
-                    },
-                    o => BuyAnswer { sku: Some(sku.to_owned()), ..BuyAnswer::new(o) },
-                };
-                self.edge_answer(host, Reason::Replayed, &a)
-            }
-            Ok(Verdict::Throttle(ms)) => self.edge_answer(host, Reason::Throttled, &BuyAnswer::throttled(ms)),
-            Ok(Verdict::Hold(at)) => {
-                host.count(Counter::LotteryHolds);
-                if self.cfg.hold_at_edge {
-                    // The request waits at the edge for its turn (no reaction time involved).
-                    let give_up_ms = at.saturating_add(AT_CAPACITY_RETRY_MS);
-                    return Decision::Hold(Held { turn_ms: at, give_up_ms, sku: sku.to_owned(), uid });
-                }
-                self.edge_answer(host, Reason::Throttled, &BuyAnswer::throttled(at.saturating_sub(now).max(1)))
-            }
-            Ok(Verdict::AtCapacity) => match turn {
-                // A held buy whose turn came while enough buys are in flight: it keeps waiting.
-                Some(h) if now < h.give_up_ms => Decision::Hold(Held { turn_ms: now.saturating_add(HELD_RECHECK_MS), ..h.clone() }),
-                _ => {
-                    host.count(Counter::AtCapacity);
-                    self.edge_answer(host, Reason::Throttled, &BuyAnswer::throttled(AT_CAPACITY_RETRY_MS.min(cfg.window_ms.max(1))))
-                }
-            },
-            // Passed: with the entry written, or (with the failure's counter) without it.
-            Ok(Verdict::Pass(_)) | Err(_) => {
-                match verdict {
-                    Ok(Verdict::Pass(Upsert::Evicted)) => host.count(Counter::Evictions),
-                    Err(counter) => host.count(counter),
-                    _ => {}
-                }
-                host.count(Counter::Decision(Reason::Passed));
-                self.admission.passed(sku, feed_version, now);
-                Decision::Forward(self.forward_as(&uid, Some(learn(&uid))))
-            }
-        }
     }
 
     /// Learn from the origin's answer to a buy that was passed on: the `x-seckill-outcome` and

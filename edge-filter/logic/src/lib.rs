@@ -9,8 +9,8 @@
 //! Layout:
 //! - [`config`]: the plugin configuration and its validation.
 //! - [`route`]: which API route a request is.
-//! - [`edge`]: the decisions (ticket → sale state → dedup → throttle → pass) and learning from
-//!   the origin's answers.
+//! - [`edge`]: the decisions (ticket → sale state → dedup → throttle → lottery → budget → pass)
+//!   and learning from the origin's answers; `buy` holds a buy's steps, one function each.
 //! - [`slots`]: the bounded throttle/dedup memory in shared data; [`siphash`] places pairs in it.
 //! - [`tickets`]: each worker's bounded cache of tickets it verified (repeats skip the HMAC).
 //! - [`admission`]: each worker's count of buys in flight against its share of the units left.
@@ -24,6 +24,7 @@
 //! as empty, and host failures degrade to passing the request on.
 
 pub mod admission;
+mod buy;
 pub mod config;
 pub mod edge;
 pub mod flags;

@@ -1,0 +1,241 @@
+//! A buy's steps 2 to 7 (see [`crate::edge`]'s module doc), one function per step, for a verified
+//! uid and a well-formed sku: [`Edge::decide_buy`] reads top to bottom as the list.
+//!
+//! Steps 3 to 6 share one read-modify-write of the (uid, sku) bucket in shared data (so two
+//! workers cannot both let the same uid through); [`Edge::refusal`] (3 + 4) and the budget (6) are
+//! asked inside it, the lottery's turn (5) is drawn before it.
+
+use std::cell::OnceCell;
+
+use seckill_core::feed::SaleFlags;
+use seckill_core::throttle::{decide, ThrottleDecision};
+use seckill_core::{BuyAnswer, Outcome, SaleState};
+
+use crate::admission::AT_CAPACITY_RETRY_MS;
+use crate::edge::{Decision, Edge, Held, Learn, HELD_RECHECK_MS};
+use crate::flags::Lookup;
+use crate::host::{update, Counter, Host, Reason};
+use crate::slots::{bucket_key, Bucket, Entry, Slot, Upsert};
+
+/// What the slot steps (3 to 6) decided.
+pub(crate) enum Verdict {
+    Pass(Upsert),
+    /// Start lottery: come back at this time (recorded in the slot).
+    Hold(u64),
+    /// Admission budget full (nothing recorded).
+    AtCapacity,
+    Dedup(u64),
+    Replay(Outcome, u64),
+    Throttle(u64),
+}
+
+/// One buy being decided: what the steps read.
+struct Buy<'a> {
+    sku: &'a str,
+    uid: String,
+    now: u64,
+    /// The sale's flags, when the feed knows the sale.
+    known: Option<SaleFlags>,
+    slot: Slot,
+    /// Step 3 applies (`per_user_limit == 1` and winners are remembered).
+    dedup: bool,
+    /// Step 5: the drawn moment of a first buy early in the sale.
+    hold_until: Option<u64>,
+    /// The feed version the budget was counted against.
+    feed_version: u64,
+}
+
+impl Edge {
+    /// Steps 2 to 7 for a verified uid and a well-formed sku (`turn`: a held buy decided again).
+    pub(crate) fn decide_buy<H: Host + ?Sized>(&self, host: &H, sku: &str, uid: String, now: u64, turn: Option<&Held>) -> Decision {
+        let known = match self.sale_state(host, sku, now) {
+            Ok(known) => known,
+            Err(answered) => return answered,
+        };
+        let slot = self.hasher.slot(&uid, sku, self.cfg.buckets);
+        let buy = Buy {
+            dedup: known.as_ref().is_some_and(|f| f.per_user_limit == 1) && self.cfg.winner_ttl_ms > 0,
+            hold_until: self.lottery_turn(known.as_ref(), slot, now),
+            feed_version: self.flags.try_borrow().ok().and_then(|f| f.version()).unwrap_or(0),
+            sku,
+            uid,
+            now,
+            known,
+            slot,
+        };
+        let verdict = self.slot_verdict(host, &buy);
+        self.answer(host, buy, verdict, turn)
+    }
+
+    /// Step 2, the sale state from the flags: `Err` is the edge's answer (unknown sku, not
+    /// started, ended, sold out); `Ok(None)` passes on without flags (no feed, or the sku absent
+    /// from a stale feed).
+    fn sale_state<H: Host + ?Sized>(&self, host: &H, sku: &str, now: u64) -> Result<Option<SaleFlags>, Decision> {
+        let flags = match self.lookup(host, sku, now) {
+            Lookup::NoFeed | Lookup::Absent { fresh: false } => return Ok(None),
+            Lookup::Absent { fresh: true } => {
+                let a = BuyAnswer { sku: Some(sku.to_owned()), ..BuyAnswer::new(Outcome::UnknownSku) };
+                return Err(self.edge_answer(host, Reason::UnknownSku, &a));
+            }
+            Lookup::Known { flags, .. } => flags,
+        };
+        let window = |o| BuyAnswer { sku: Some(sku.to_owned()), starts_at: Some(flags.starts_at), ends_at: Some(flags.ends_at), ..BuyAnswer::new(o) };
+        match flags.state_at(now) {
+            SaleState::Upcoming if now.saturating_add(self.cfg.start_grace_ms) < flags.starts_at => {
+                Err(self.edge_answer(host, Reason::NotStarted, &window(Outcome::NotStarted)))
+            }
+            SaleState::Ended => Err(self.edge_answer(host, Reason::Ended, &window(Outcome::Ended))),
+            SaleState::SoldOut => {
+                let a = BuyAnswer { sku: Some(sku.to_owned()), ..BuyAnswer::new(Outcome::SoldOut) };
+                Err(self.edge_answer(host, Reason::SoldOut, &a))
+            }
+            SaleState::Upcoming | SaleState::OnSale => Ok(Some(flags)),
+        }
+    }
+
+    /// Steps 3 + 4 against one entry of the pair: dedup (a live winner), then throttle (inside
+    /// the window: replay the last final answer, else `throttled`). `None`: neither refuses.
+    fn refusal(&self, buy: &Buy<'_>, e: &Entry) -> Option<Verdict> {
+        if buy.dedup && e.is_winner() && buy.now.saturating_sub(e.last_pass_ms) < self.cfg.winner_ttl_ms {
+            return Some(Verdict::Dedup(e.seq));
+        }
+        match decide(Some(e.last_pass_ms), buy.now, self.cfg.window_ms) {
+            ThrottleDecision::Wait { retry_after_ms } => Some(match e.outcome {
+                Some(o) if o.is_final() => Verdict::Replay(o, e.seq),
+                _ => Verdict::Throttle(retry_after_ms),
+            }),
+            ThrottleDecision::Pass => None,
+        }
+    }
+
+    /// Step 5, the start lottery: a first buy in the sale's first `start_lottery_ms` waits until
+    /// a moment drawn from its slot's fingerprint in the next `start_lottery_ms`.
+    fn lottery_turn(&self, known: Option<&SaleFlags>, slot: Slot, now: u64) -> Option<u64> {
+        let lottery_ms = self.cfg.start_lottery_ms;
+        let flags = known.filter(|_| lottery_ms > 0)?;
+        let lottery_end = flags.starts_at.saturating_add(lottery_ms);
+        (now < lottery_end).then(|| lottery_end + slot.fp % lottery_ms)
+    }
+
+    /// Steps 3 to 6: from this worker's own copy of the entry where it can only refuse, else in
+    /// one read-modify-write of the pair's bucket in shared data (`Err`: that failed, with its
+    /// counter; the buy is passed on).
+    fn slot_verdict<H: Host + ?Sized>(&self, host: &H, buy: &Buy<'_>) -> Result<Verdict, Counter> {
+        let cfg = &self.cfg;
+        if let Some(v) = self.recent.get(buy.slot, buy.now, cfg.answer_timeout_ms).and_then(|e| self.refusal(buy, &e)) {
+            host.count(Counter::LocalRefusals);
+            return Ok(v);
+        }
+        // Step 6, asked once and only for a buy that would otherwise pass (before the slot is
+        // written: a buy held back here has not used its window). A lottery hold is not in flight.
+        let admitted = OnceCell::new();
+        let admitted = || {
+            *admitted.get_or_init(|| {
+                let stock_left = buy.known.as_ref().and_then(|f| f.stock_left);
+                buy.hold_until.is_some() || self.admission.allows(buy.sku, stock_left, buy.feed_version, buy.now, cfg.answer_timeout_ms)
+            })
+        };
+        let shared = update(host, &bucket_key(buy.slot.bucket), cfg.cas_retries, |cur| {
+            let mut bucket = Bucket::decode(cur);
+            if let Some(e) = bucket.find(buy.slot.fp).copied() {
+                if let Some(v) = self.refusal(buy, &e) {
+                    return (None, (v, e));
+                }
+            }
+            if !admitted() {
+                return (None, (Verdict::AtCapacity, Entry::new(buy.slot.fp, 0)));
+            }
+            // A held uid's window is opened so that it ends at its drawn moment.
+            let (entry, verdict) = match buy.hold_until {
+                Some(at) => (Entry::new(buy.slot.fp, at.saturating_sub(cfg.window_ms)), Some(at)),
+                None => (Entry::new(buy.slot.fp, buy.now), None),
+            };
+            let up = bucket.upsert(entry, cfg.slots_per_bucket as usize, buy.now, cfg.window_ms, cfg.winner_ttl_ms);
+            let v = verdict.map_or(Verdict::Pass(up), Verdict::Hold);
+            (Some(bucket.encode_fixed(cfg.slots_per_bucket as usize)), (v, entry))
+        });
+        match shared {
+            Ok((Verdict::AtCapacity, _)) => Ok(Verdict::AtCapacity),
+            Ok((v, entry)) => {
+                self.recent.put(buy.slot, entry, buy.now, matches!(v, Verdict::Pass(_) | Verdict::Hold(_)));
+                Ok(v)
+            }
+            Err(c) => {
+                // Passed on without a shared entry: this worker still refuses its repeats.
+                self.recent.put(buy.slot, Entry::new(buy.slot.fp, buy.now), buy.now, true);
+                Err(c)
+            }
+        }
+    }
+
+    /// Step 7: turn the verdict into the edge's answer, a hold, or the pass to the origin.
+    fn answer<H: Host + ?Sized>(&self, host: &H, buy: Buy<'_>, verdict: Result<Verdict, Counter>, turn: Option<&Held>) -> Decision {
+        let sku = buy.sku;
+        match verdict {
+            Ok(Verdict::Dedup(seq)) => {
+                let a = BuyAnswer::won(Outcome::AlreadyWon, &format!("{sku}.{seq}"), sku, &buy.uid);
+                self.edge_answer(host, Reason::AlreadyWon, &a)
+            }
+            Ok(Verdict::Replay(outcome, seq)) => self.edge_answer(host, Reason::Replayed, &replayed(&buy, outcome, seq)),
+            Ok(Verdict::Throttle(ms)) => self.edge_answer(host, Reason::Throttled, &BuyAnswer::throttled(ms)),
+            Ok(Verdict::Hold(at)) => {
+                host.count(Counter::LotteryHolds);
+                if self.cfg.hold_at_edge {
+                    // The request waits at the edge for its turn (no reaction time involved).
+                    let give_up_ms = at.saturating_add(AT_CAPACITY_RETRY_MS);
+                    return Decision::Hold(Held { turn_ms: at, give_up_ms, sku: sku.to_owned(), uid: buy.uid });
+                }
+                self.edge_answer(host, Reason::Throttled, &BuyAnswer::throttled(at.saturating_sub(buy.now).max(1)))
+            }
+            Ok(Verdict::AtCapacity) => match turn {
+                // A held buy whose turn came while enough buys are in flight: it keeps waiting.
+                Some(h) if buy.now < h.give_up_ms => Decision::Hold(Held { turn_ms: buy.now.saturating_add(HELD_RECHECK_MS), ..h.clone() }),
+                _ => {
+                    host.count(Counter::AtCapacity);
+                    self.edge_answer(host, Reason::Throttled, &BuyAnswer::throttled(AT_CAPACITY_RETRY_MS.min(self.cfg.window_ms.max(1))))
+                }
+            },
+            // Passed: with the entry written, or (with the failure's counter) without it.
+            Ok(Verdict::Pass(up)) => {
+                if up == Upsert::Evicted {
+                    host.count(Counter::Evictions);
+                }
+                self.pass(host, buy)
+            }
+            Err(counter) => {
+                host.count(counter);
+                self.pass(host, buy)
+            }
+        }
+    }
+
+    /// Pass the buy on to the origin, counted against the budget, learning from its answer.
+    fn pass<H: Host + ?Sized>(&self, host: &H, buy: Buy<'_>) -> Decision {
+        host.count(Counter::Decision(Reason::Passed));
+        self.admission.passed(buy.sku, buy.feed_version, buy.now);
+        let learn = Learn {
+            slot: buy.slot,
+            sku: buy.sku.to_owned(),
+            uid: buy.uid.clone(),
+            passed_at_ms: buy.now,
+            starts_at: buy.known.as_ref().map(|f| f.starts_at),
+        };
+        Decision::Forward(self.forward_as(&buy.uid, Some(learn)))
+    }
+}
+
+/// The answer replayed to a repeat inside the window: a win is, by then, "already won" (same
+/// order id); `ended` keeps the sale's window.
+fn replayed(buy: &Buy<'_>, outcome: Outcome, seq: u64) -> BuyAnswer {
+    let sku = buy.sku;
+    match outcome {
+        Outcome::Won | Outcome::AlreadyWon => BuyAnswer::won(Outcome::AlreadyWon, &format!("{sku}.{seq}"), sku, &buy.uid),
+        Outcome::Ended => BuyAnswer {
+            sku: Some(sku.to_owned()),
+            starts_at: buy.known.as_ref().map(|f| f.starts_at),
+            ends_at: buy.known.as_ref().map(|f| f.ends_at),
+            ..BuyAnswer::new(Outcome::Ended)
+        },
+        o => BuyAnswer { sku: Some(sku.to_owned()), ..BuyAnswer::new(o) },
+    }
+}
