@@ -386,7 +386,7 @@ impl HttpContext for Http {
             }
             RequestHeaders { buf: Vec::new() }
         });
-        let (mut method, mut path, mut authorization) = (None, None, None);
+        let (mut method, mut path, mut authorization, mut proof) = (None, None, None, None);
         for (name, value) in headers.pairs() {
             let Ok(name) = std::str::from_utf8(name) else { continue };
             if headers::is_reserved(name) {
@@ -402,11 +402,12 @@ impl HttpContext for Http {
                 ":method" if method.is_none() => method = std::str::from_utf8(value).ok(),
                 ":path" if path.is_none() => path = std::str::from_utf8(value).ok(),
                 "authorization" if authorization.is_none() => authorization = std::str::from_utf8(value).ok(),
+                seckill_core::challenge::PROOF_HEADER if proof.is_none() => proof = std::str::from_utf8(value).ok(),
                 _ => {}
             }
         }
         let Some(worker) = self.worker.clone() else { return Action::Continue };
-        let req = Request { method: method.unwrap_or(""), path: path.unwrap_or(""), authorization };
+        let req = Request { method: method.unwrap_or(""), path: path.unwrap_or(""), authorization, proof };
         match worker.edge.on_request(&worker.host, &req) {
             Decision::Reply(reply) => match send_reply(&reply) {
                 Ok(()) => Action::Pause,

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use tokio::task::JoinHandle;
 
+use seckill_core::challenge::{ChallengeKey, PROOF_HEADER};
 use seckill_core::feed::SaleFlags;
 use seckill_core::{headers, is_valid_id, ticket, BuyAnswer, Outcome, SaleStatus};
 
@@ -39,6 +40,8 @@ pub struct App {
     /// Status of skus not (yet) in the snapshot, `None` = no such sale; single-flight loads and
     /// negative caching, so a flood of unknown skus costs Redis one lookup per sku per TTL.
     status_cache: moka::future::Cache<String, Option<SaleFlags>>,
+    /// The sales' proof-of-work challenges, derived from `edge_key` exactly as every edge does.
+    challenges: ChallengeKey,
 }
 
 impl App {
@@ -62,7 +65,8 @@ impl App {
 
     fn with_store(settings: Settings, store: Store) -> Arc<App> {
         let status_cache = moka::future::Cache::builder().max_capacity(100_000).time_to_live(settings.status_cache_ttl).build();
-        Arc::new(App { settings, store, flags: Arc::new(FlagsSnapshot::new()), metrics: Metrics::new(), status_cache })
+        let challenges = ChallengeKey::new(settings.edge_key.as_bytes());
+        Arc::new(App { settings, store, flags: Arc::new(FlagsSnapshot::new()), metrics: Metrics::new(), status_cache, challenges })
     }
 
     /// Start the flags refresher and the expiry sweeper. The caller aborts them at shutdown.
@@ -124,6 +128,16 @@ impl App {
     }
 
     /// The flags of `sku`: from the snapshot, else from Redis through the status cache.
+    /// From the sale's start, a sale with a challenge needs the uid's solution to it (`Err`: the
+    /// `challenge` answer, with the challenge to solve).
+    fn check_proof(&self, flags: &SaleFlags, uid: &str, proof: Option<&str>) -> Result<(), BuyAnswer> {
+        let Some(bits) = flags.challenge().filter(|_| crate::now_ms() >= flags.starts_at) else { return Ok(()) };
+        self.challenges.check(uid, &flags.sku, flags.starts_at, bits, proof).map_err(|why| {
+            let issued = self.challenges.issue(uid, &flags.sku, flags.starts_at, bits);
+            BuyAnswer { sku: Some(flags.sku.clone()), ..BuyAnswer::challenge(issued, &why) }
+        })
+    }
+
     async fn sale_flags(&self, sku: &str) -> Result<Option<SaleFlags>, StoreError> {
         if let Some(f) = self.flags.get().by_sku.get(sku) {
             return Ok(Some(f.clone()));
@@ -255,6 +269,7 @@ pub enum Route<'a> {
     AdminPutSale { sku: &'a str },
     AdminShow { sku: &'a str },
     AdminSoldOut { sku: &'a str },
+    AdminChallenge { sku: &'a str },
     Metrics,
     Healthz,
     Readyz,
@@ -291,9 +306,10 @@ pub fn route<'a>(method: &Method, path: &'a str) -> Route<'a> {
         (&Method::PUT, ["admin", "sales", sku]) => Route::AdminPutSale { sku },
         (&Method::GET, ["admin", "sales", sku]) => Route::AdminShow { sku },
         (&Method::PUT, ["admin", "sales", sku, "sold-out"]) => Route::AdminSoldOut { sku },
+        (&Method::PUT, ["admin", "sales", sku, "challenge"]) => Route::AdminChallenge { sku },
         (_, ["admin", "sales"]) => Route::MethodNotAllowed { allow: "GET" },
         (_, ["admin", "sales", _]) => Route::MethodNotAllowed { allow: "GET, PUT" },
-        (_, ["admin", "sales", _, "sold-out"]) => Route::MethodNotAllowed { allow: "PUT" },
+        (_, ["admin", "sales", _, "sold-out" | "challenge"]) => Route::MethodNotAllowed { allow: "PUT" },
         (&Method::GET, ["metrics"]) => Route::Metrics,
         (&Method::GET, ["healthz"]) => Route::Healthz,
         (&Method::GET, ["readyz"]) => Route::Readyz,
@@ -333,6 +349,7 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Bo
         Route::AdminPutSale { sku } => admin_put_sale(&app, req, sku).await,
         Route::AdminShow { sku } => admin_show(&app, sku).await,
         Route::AdminSoldOut { sku } => admin_sold_out(&app, req, sku).await,
+        Route::AdminChallenge { sku } => admin_challenge(&app, req, sku).await,
         Route::Metrics => {
             let mut r = Response::new(Full::new(Bytes::from(app.metrics.encode())));
             r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"));
@@ -366,6 +383,7 @@ async fn buy_answer(app: &App, req: Request<Incoming>, sku: &str) -> BuyAnswer {
     if !is_valid_id(sku) {
         return BuyAnswer::with_error(Outcome::Invalid, "sku must be 1..64 chars of [A-Za-z0-9_-]");
     }
+    let proof = req.headers().get(PROOF_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
     match read_body(req, app.settings.max_body).await {
         Ok(b) => {
             if let Err(why) = check_buy_body(&b) {
@@ -378,7 +396,12 @@ async fn buy_answer(app: &App, req: Request<Incoming>, sku: &str) -> BuyAnswer {
     // Unknown skus are answered from memory (negative cache) without a commit attempt.
     match app.sale_flags(sku).await {
         Ok(None) => return BuyAnswer::new(Outcome::UnknownSku),
-        Ok(Some(_)) => {}
+        Ok(Some(flags)) => {
+            // The edge checked it already; this covers a buy passed on without flags.
+            if let Err(answer) = app.check_proof(&flags, &uid, proof.as_deref()) {
+                return answer;
+            }
+        }
         Err(e) => {
             app.metrics.redis_errors.inc();
             tracing::debug!(error = %e, "sale lookup failed");
@@ -651,6 +674,35 @@ async fn admin_sold_out(app: &App, req: Request<Incoming>, sku: &str) -> Respons
             app.status_cache.invalidate(sku).await;
             app.flags.poke();
             tracing::info!(sku, sold_out = body.sold_out, "SRE sold-out switch");
+            admin_show(app, sku).await
+        }
+        Ok(false) => error(StatusCode::NOT_FOUND, "no such sale"),
+        Err(e) => redis_unavailable(app, e),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChallengeRequest {
+    bits: u32,
+}
+
+/// `PUT /admin/sales/{sku}/challenge {"bits":N}`: set the difficulty of the sale's challenge
+/// (0: none), also while it runs; the feed carries it to every edge.
+async fn admin_challenge(app: &App, req: Request<Incoming>, sku: &str) -> Response<Body> {
+    app.metrics.count("admin", "challenge");
+    let body: ChallengeRequest = match json_body(req, 1024).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    if let Err(why) = crate::store::check_challenge_bits(body.bits) {
+        return error(StatusCode::BAD_REQUEST, &why);
+    }
+    match app.store.set_challenge(sku, body.bits).await {
+        Ok(true) => {
+            app.status_cache.invalidate(sku).await;
+            app.flags.poke();
+            tracing::info!(sku, bits = body.bits, "SRE set the sale's challenge");
             admin_show(app, sku).await
         }
         Ok(false) => error(StatusCode::NOT_FOUND, "no such sale"),

@@ -110,6 +110,15 @@ pub struct SaleConfig {
     pub per_user_limit: u32,
     #[serde(default = "default_pay_within_s")]
     pub pay_within_s: u64,
+    /// Difficulty of the proof-of-work challenge asked of every buy from the start, in leading
+    /// zero bits (see `seckill_core::challenge`); 0 (the default): none. Raise it while the sale
+    /// runs with `PUT /admin/sales/{sku}/challenge`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub challenge_bits: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 fn default_per_user_limit() -> u32 {
@@ -141,8 +150,17 @@ impl SaleConfig {
         if self.pay_within_s == 0 || self.pay_within_s > MAX_PAY_WITHIN_S {
             return Err(format!("pay_within_s must be 1..={MAX_PAY_WITHIN_S}"));
         }
-        Ok(())
+        check_challenge_bits(self.challenge_bits)
     }
+}
+
+/// A challenge difficulty an SRE may set: 0 (none) to [`seckill_core::challenge::MAX_BITS`].
+pub fn check_challenge_bits(bits: u32) -> Result<(), String> {
+    let max = seckill_core::challenge::MAX_BITS;
+    if bits > max {
+        return Err(format!("challenge_bits must be 0..={max} (0: no challenge)"));
+    }
+    Ok(())
 }
 
 /// Exact figures of a sale, for SREs (`GET /admin/sales/{sku}`). Never shown to shoppers.
@@ -164,6 +182,9 @@ pub struct SaleFigures {
     pub ends_at: u64,
     pub per_user_limit: u32,
     pub pay_within_s: u64,
+    /// The challenge's difficulty (0: none).
+    #[serde(default)]
+    pub challenge_bits: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -227,6 +248,7 @@ struct Scripts {
     expire: Script,
     pay: Script,
     reset: Script,
+    set_challenge: Script,
     set_flag: Script,
     withdraw: Script,
     edges: Script,
@@ -303,6 +325,7 @@ impl Store {
             expire: Script::new(include_str!("lua/expire.lua")),
             pay: Script::new(include_str!("lua/pay.lua")),
             reset: Script::new(include_str!("lua/reset.lua")),
+            set_challenge: Script::new(include_str!("lua/set_challenge.lua")),
             set_flag: Script::new(include_str!("lua/set_flag.lua")),
             withdraw: Script::new(include_str!("lua/withdraw.lua")),
             edges: Script::new(include_str!("lua/edges.lua")),
@@ -456,7 +479,7 @@ impl Store {
         let _: i64 = self.bounded(self.admin_timeout, c.sadd(SALES_KEY, sku)).await?;
         let mut inv = self.scripts.reset.prepare_invoke();
         inv.key(&k.sale).key(&k.orders).key(&k.held).key(&k.history).key(&k.pending);
-        inv.arg(cfg.stock).arg(cfg.starts_at).arg(cfg.ends_at).arg(cfg.per_user_limit).arg(cfg.pay_within_s);
+        inv.arg(cfg.stock).arg(cfg.starts_at).arg(cfg.ends_at).arg(cfg.per_user_limit).arg(cfg.pay_within_s).arg(cfg.challenge_bits);
         self.bounded(self.admin_timeout, inv.invoke_async(&mut c)).await
     }
 
@@ -465,6 +488,17 @@ impl Store {
         let k = SkuKeys::new(sku);
         let mut inv = self.scripts.set_flag.prepare_invoke();
         inv.key(&k.sale).arg(if sold_out { "1" } else { "0" });
+        let mut c = self.conn.clone();
+        let found: i64 = self.bounded(self.admin_timeout, inv.invoke_async(&mut c)).await?;
+        Ok(found == 1)
+    }
+
+    /// Set the difficulty of a sale's challenge (0: none); the feed carries it to every edge.
+    /// `false` when the sku has no sale.
+    pub async fn set_challenge(&self, sku: &str, bits: u32) -> Result<bool, StoreError> {
+        let k = SkuKeys::new(sku);
+        let mut inv = self.scripts.set_challenge.prepare_invoke();
+        inv.key(&k.sale).arg(bits);
         let mut c = self.conn.clone();
         let found: i64 = self.bounded(self.admin_timeout, inv.invoke_async(&mut c)).await?;
         Ok(found == 1)
@@ -480,7 +514,7 @@ impl Store {
                 redis::pipe()
                     .cmd("HMGET")
                     .arg(&k.sale)
-                    .arg(&["stock_total", "stock_left", "sold", "paid", "flag_manual", "flag_auto", "starts_at", "ends_at", "per_user_limit", "pay_within_s"])
+                    .arg(&["stock_total", "stock_left", "sold", "paid", "flag_manual", "flag_auto", "starts_at", "ends_at", "per_user_limit", "pay_within_s", "challenge_bits"])
                     .cmd("HLEN")
                     .arg(&k.held)
                     .query_async(&mut c),
@@ -507,6 +541,7 @@ impl Store {
             ends_at,
             per_user_limit: parse_u64(&g(8)) as u32,
             pay_within_s: parse_u64(&g(9)),
+            challenge_bits: parse_u64(&g(10)) as u32,
         }))
     }
 
@@ -527,7 +562,7 @@ impl Store {
             .iter()
             .map(|sku| {
                 let mut c = redis::cmd("HMGET");
-                c.arg(SkuKeys::new(sku).sale).arg(&["starts_at", "ends_at", "flag_manual", "flag_auto", "per_user_limit", "version", "seq", "stock_left"]);
+                c.arg(SkuKeys::new(sku).sale).arg(&["starts_at", "ends_at", "flag_manual", "flag_auto", "per_user_limit", "version", "seq", "stock_left", "challenge_bits"]);
                 c
             })
             .collect();
@@ -546,6 +581,7 @@ impl Store {
                         sold_out: g(2).as_deref() == Some("1") || g(3).as_deref() == Some("1"),
                         per_user_limit: parse_u64(&g(4)) as u32,
                         stock_left: g(7).as_deref().and_then(|v| v.parse::<i64>().ok()).map(|n| n.max(0) as u64),
+                        challenge_bits: g(8).as_deref().and_then(|v| v.parse::<u32>().ok()).filter(|b| *b > 0),
                     },
                     // Flag changes bump `version`; every sale bumps `seq` (never reused), so the
                     // feed's version also moves when stock is taken and the edge re-reads stock_left.
@@ -659,7 +695,7 @@ mod tests {
 
     #[test]
     fn config_validation_names_the_field() {
-        let ok = SaleConfig { stock: 10, starts_at: 1, ends_at: 2, per_user_limit: 1, pay_within_s: 900 };
+        let ok = SaleConfig { stock: 10, starts_at: 1, ends_at: 2, per_user_limit: 1, pay_within_s: 900, challenge_bits: 0 };
         assert!(ok.validate().is_ok());
         assert!(SaleConfig { ends_at: 1, ..ok.clone() }.validate().unwrap_err().contains("ends_at"));
         assert!(SaleConfig { per_user_limit: 0, ..ok.clone() }.validate().unwrap_err().contains("per_user_limit"));

@@ -2,7 +2,7 @@
 // It decides nothing: every event goes to `App` (Rust, compiled to Wasm) with Date.now(), and the
 // page is redrawn from the view it returns. `cargo xtask build` rewrites the two relative names
 // below to the content-hashed asset names.
-import init, { App } from "./glue.js";
+import init, { App, solve_nonce } from "./glue.js";
 
 const WASM = new URL("./app.wasm", import.meta.url);
 const TICKET = "seckill-ticket";
@@ -90,6 +90,7 @@ function apply(effectsJson) {
     else if (effect === "load_orders") loadOrders();
     else if (effect === "forget_ticket") { session = null; store.del(sessionStorage, TICKET); }
     else if (effect === "focus_pay") setTimeout(() => { render(); if (!$("pay").hidden) $("pay").focus(); }, 0);
+    else if (effect === "solve_challenge") setTimeout(solveChallenge, 0);
   }
   render();
 }
@@ -120,11 +121,34 @@ async function loadOrders() {
   }
 }
 
+// The sale's challenge, solved in slices of hashes between frames so the page stays responsive;
+// solved, the buy goes again by itself (the shopper already clicked).
+const SOLVE_SLICE = 20000;
+function solveChallenge() {
+  if (app.solve_some(SOLVE_SLICE)) { render(); buy(); }
+  else setTimeout(solveChallenge, 0);
+}
+
+// Diagnostics (the page test measures solve times in the browser with it): solve `n` fresh
+// random challenges of `bits` and return each one's time in ms.
+window.seckillSolveTimes = (n, bits) => {
+  const times = [];
+  for (let i = 0; i < n; i++) {
+    const seed = Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+    const t0 = performance.now();
+    if (solve_nonce(seed, bits) === undefined) return null;
+    times.push(performance.now() - t0);
+  }
+  return times;
+};
+
 async function buy() {
   if (!app.click(Date.now())) { render(); return; }
   render();                                   // grey, with progress, at once
   try {
-    const r = await fetch(`/api/sales/${encodeURIComponent(app.sku())}/orders`, { method: "POST", headers: auth() });
+    const proof = app.proof();
+    const headers = proof ? { ...auth(), "Seckill-Proof": proof } : auth();
+    const r = await fetch(`/api/sales/${encodeURIComponent(app.sku())}/orders`, { method: "POST", headers });
     apply(app.buy_answered(Date.now(), r.status, r.headers.get("retry-after") ?? undefined, await r.text()));
   } catch (e) {
     apply(app.buy_failed(String(e)));

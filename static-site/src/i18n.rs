@@ -116,6 +116,7 @@ pub enum Msg {
     SignInAgain,
     UnknownSku,
     Invalid,
+    Solving,
     // Sign-in.
     BadUid,
     SignInFailed,
@@ -162,6 +163,7 @@ impl Msg {
             SignInAgain => ("Your sign-in has expired. Please sign in again.", "登录已过期，请重新登录。"),
             UnknownSku => ("There is no such sale.", "没有这个活动。"),
             Invalid => ("Something went wrong with that request. Try again.", "请求出错了，请再试一次。"),
+            Solving => ("Checking this is a real browser… (a moment of work for your device, then your request goes on by itself)", "正在验证浏览器……（设备计算片刻后自动继续下单）"),
             BadUid => ("A user id is 1 to 64 letters, digits, _ or -.", "用户名是 1 到 64 个字母、数字、_ 或 -。"),
             SignInFailed => ("Sign-in failed. Try again.", "登录失败，请再试一次。"),
             SignedInAs => ("Signed in as", "已登录"),

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use seckill_core::sale::{state_at, SaleState, SaleStatus};
 use seckill_core::throttle::{self, ThrottleDecision, DEFAULT_WINDOW_MS};
+use seckill_core::challenge::{proof_value, seed_from_hex, solve, Challenge, SEED_LEN};
 use seckill_core::{is_valid_id, BuyAnswer, Outcome};
 
 use crate::catalogue::Catalogue;
@@ -42,6 +43,9 @@ pub enum Effect {
     ForgetTicket,
     /// Move keyboard focus to the pay button (it just appeared).
     FocusPay,
+    /// The sale asked for its challenge: call [`Page::solve_some`] until it says solved (in
+    /// slices, so the page stays responsive), then send the buy again.
+    SolveChallenge,
 }
 
 /// Why an answer could not be used. Recorded in the view (`problem`) for the console; the shopper
@@ -197,6 +201,10 @@ pub struct Page {
     order: Option<Order>,
     signin_error: Option<Msg>,
     problem: Option<String>,
+    /// A challenge being solved: it, its seed, the next nonce to try.
+    solving: Option<(Challenge, [u8; SEED_LEN], u64)>,
+    /// This uid's solution for this sale, sent with every buy as the `seckill-proof` header.
+    proof: Option<String>,
 }
 
 impl Page {
@@ -226,6 +234,8 @@ impl Page {
             order: None,
             signin_error: None,
             problem,
+            solving: None,
+            proof: None,
         }
     }
 
@@ -389,6 +399,8 @@ impl Page {
             self.notice = None;
             self.last_buy_ms = None;
             self.wait_until_ms = 0;
+            self.solving = None;
+            self.proof = None;
         }
         self.uid = Some(uid);
     }
@@ -400,6 +412,8 @@ impl Page {
         self.signin_error = None;
         self.last_buy_ms = None;
         self.wait_until_ms = 0;
+        self.solving = None;
+        self.proof = None;
     }
 
     pub fn uid(&self) -> Option<&str> {
@@ -519,7 +533,48 @@ impl Page {
                 self.notice = Some(Notice::Plain(Msg::Invalid));
                 Vec::new()
             }
+            Outcome::Challenge => self.challenged(answer),
         }
+    }
+
+    /// `challenge`: nothing was recorded against the uid, so once solved the buy goes again at
+    /// once; until then the button stays busy.
+    fn challenged(&mut self, answer: BuyAnswer) -> Vec<Effect> {
+        self.proof = None;
+        let Some((c, seed)) = answer.challenge.and_then(|c| seed_from_hex(&c.seed).map(|s| (c, s))) else {
+            self.problem = Some("buy: a challenge answer without a readable challenge".into());
+            self.notice = Some(Notice::Plain(Msg::Invalid));
+            return Vec::new();
+        };
+        self.solving = Some((c, seed, 0));
+        self.buying = true;
+        self.last_buy_ms = None;
+        self.notice = Some(Notice::Plain(Msg::Solving));
+        vec![Effect::SolveChallenge]
+    }
+
+    /// Try the next `tries` nonces of the challenge being solved. True when solved (or when
+    /// there is nothing to solve): the shell then sends the buy again, with [`Page::proof`].
+    pub fn solve_some(&mut self, tries: u64) -> bool {
+        let Some((c, seed, next)) = self.solving.as_mut() else { return true };
+        match solve(seed, c.bits, *next, tries) {
+            Some(nonce) => {
+                self.proof = Some(proof_value(c, nonce));
+                self.solving = None;
+                self.buying = false;
+                self.notice = None;
+                true
+            }
+            None => {
+                *next = next.saturating_add(tries);
+                false
+            }
+        }
+    }
+
+    /// The `seckill-proof` header to send with a buy, once a challenge was solved.
+    pub fn proof(&self) -> Option<&str> {
+        self.proof.as_deref()
     }
 
     /// The buy request failed without an answer (network). The window still applies: the request

@@ -111,6 +111,16 @@ impl App {
         effects(self.page.buy_answered(ms(now_ms), status(http_status), retry_after.as_deref(), body))
     }
 
+    /// Work on the sale's challenge for `tries` nonces; true when solved (then buy again).
+    pub fn solve_some(&mut self, tries: f64) -> bool {
+        self.page.solve_some(tries.max(1.0) as u64)
+    }
+
+    /// The `seckill-proof` header value for the next buy, or `undefined`.
+    pub fn proof(&self) -> Option<String> {
+        self.page.proof().map(str::to_owned)
+    }
+
     pub fn buy_failed(&mut self, why: &str) -> String {
         effects(self.page.buy_failed(why))
     }
@@ -136,4 +146,12 @@ impl App {
     pub fn view(&self, now_ms: f64) -> String {
         json(&self.page.view(ms(now_ms)))
     }
+}
+
+/// Solve one challenge given by its hex seed and difficulty (the whole search); the nonce, or
+/// `undefined` for a malformed seed. For diagnostics: the page itself solves in slices.
+#[wasm_bindgen]
+pub fn solve_nonce(seed_hex: &str, bits: u32) -> Option<f64> {
+    let seed = seckill_core::challenge::seed_from_hex(seed_hex)?;
+    seckill_core::challenge::solve(&seed, bits, 0, u64::MAX).map(|n| n as f64)
 }

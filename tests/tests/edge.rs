@@ -497,10 +497,16 @@ fn the_admission_budget_sends_the_origin_no_more_buys_than_units_left() {
     assert!((1..=4 + 2).contains(&passed), "{passed} buys reached the origin for 4 units (each worker's share rounds up)");
     assert!(answers.iter().filter(|r| r.by() == "edge").all(|r| r.outcome() == "throttled" && r.header("retry-after") == Some("1")));
     assert_eq!(rig.origin_buys() - origin_before, passed, "the origin counted exactly what the edge passed");
-    // The held uids used no window: once the answers are back they buy at once.
+    // A held uid's window closes at its Retry-After (asking earlier is throttled, however the
+    // budget opens meanwhile); at it, it buys at once.
+    let held_uid = answers.iter().position(|r| r.by() == "edge").map(|i| format!("burst{i}")).expect("one was held");
     std::thread::sleep(Duration::from_millis(400));
-    let r = answers.iter().position(|r| r.by() == "edge").map(|i| rig.buy(&format!("burst{i}"), "few")).expect("one was held");
-    expect(&r, 201, "won", "origin");
+    let early = rig.buy(&held_uid, "few");
+    expect(&early, 429, "throttled", "edge");
+    let left_ms = early.json()["retry_after_ms"].as_u64().expect("retry_after_ms");
+    assert!((1..=600).contains(&left_ms), "the rest of its Retry-After: {early:?}");
+    std::thread::sleep(Duration::from_millis(left_ms + 50));
+    expect(&rig.buy(&held_uid, "few"), 201, "won", "origin");
     assert!(rig.envoy_stat("wasmcustom.seckill_edge_at_capacity").unwrap_or(0) >= held);
 }
 
@@ -547,4 +553,71 @@ fn start_lottery_holds_first_clicks_at_the_edge_and_serves_them_at_their_turn() 
     std::thread::sleep(Duration::from_millis(300));
     let holds = rig.envoy_stat("wasmcustom.seckill_edge_lottery_holds").unwrap_or(0);
     assert!(holds >= 190, "{holds} of 200 clicks were held");
+}
+
+/// The proof-of-work challenge through real Envoy: from the start, a buy without the uid's
+/// solution (none, forged, another uid's, or one for a lower difficulty) is answered `428
+/// challenge` by the edge with the challenge to solve, and none of them reaches the origin or
+/// uses the uid's window; the solution then wins at once. Raising the difficulty mid-sale (the
+/// SRE API) asks again.
+#[test]
+fn a_sale_with_a_challenge_lets_only_solved_buys_through() {
+    use seckill_core::challenge::{proof_value, solve_challenge, Challenge, ChallengeKey, PROOF_HEADER};
+    let rig = rig("challenge", &[]);
+    let s = SaleSpec::open(10);
+    let r = rig.admin(
+        "PUT",
+        "/admin/sales/pow",
+        Some(serde_json::json!({"stock": s.stock, "starts_at": s.starts_at, "ends_at": s.ends_at, "challenge_bits": 12})),
+    );
+    assert_eq!((r.status, r.json()["challenge_bits"].as_u64()), (200, Some(12)), "{}", r.body);
+    rig.wait_edge_knows("pow");
+    let key = ChallengeKey::new(DEV_EDGE_KEY.as_bytes());
+    let solve = |c: &Challenge| proof_value(c, solve_challenge(c).expect("solvable"));
+    let buy_with = |uid: &str, proof: Option<&str>| {
+        let t = ticket(uid);
+        let mut h = vec![("authorization", t.as_str())];
+        if let Some(p) = proof {
+            h.push((PROOF_HEADER, p));
+        }
+        rig.call("POST", "/api/sales/pow/orders", &h, "")
+    };
+    let origin_before = rig.origin_buys();
+    let unsolved = buy_with("alice", None);
+    expect(&unsolved, 428, "challenge", "edge");
+    let challenge: Challenge = serde_json::from_value(unsolved.json()["challenge"].clone()).expect("the challenge to solve");
+    assert_eq!(challenge, key.issue("alice", "pow", s.starts_at, 12), "the edge issues what any edge or origin derives");
+    let forged = format!("{}.0", challenge.seed);
+    let bobs = solve(&key.issue("bob", "pow", s.starts_at, 12));
+    for bad in [forged.as_str(), bobs.as_str(), "not-a-proof"] {
+        let r = buy_with("alice", Some(bad));
+        expect(&r, 428, "challenge", "edge");
+        assert!(r.json()["error"].as_str().is_some_and(|e| !e.is_empty()), "{r:?}");
+    }
+    assert_eq!(rig.origin_buys(), origin_before, "nothing unsolved reached the origin");
+    // Solved: a first buy at once (nothing was recorded against alice's window).
+    expect(&buy_with("alice", Some(&solve(&challenge))), 201, "won", "origin");
+    expect(&buy_with("bob", Some(&bobs)), 201, "won", "origin");
+    // Raised mid-sale: carol's solution at 12 bits is stale once every edge worker knows.
+    let carols = solve(&key.issue("carol", "pow", s.starts_at, 12));
+    let r = rig.admin("PUT", "/admin/sales/pow/challenge", Some(serde_json::json!({"bits": 14})));
+    assert_eq!((r.status, r.json()["challenge_bits"].as_u64()), (200, Some(14)), "{}", r.body);
+    // A probe without a proof (it uses no window) shows when the edge has the new difficulty.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while buy_with("probe", None).json()["challenge"]["bits"].as_u64() != Some(14) {
+        assert!(Instant::now() < deadline, "the raise never reached the edge");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(50)); // every worker re-reads the flags within 10 ms
+    let raised = buy_with("carol", Some(&carols));
+    expect(&raised, 428, "challenge", "edge");
+    assert!(raised.json()["error"].as_str().is_some_and(|e| e.contains("another challenge")), "{raised:?}");
+    assert_eq!(raised.json()["challenge"]["bits"].as_u64(), Some(14));
+    let hard: Challenge = serde_json::from_value(raised.json()["challenge"].clone()).expect("challenge");
+    expect(&buy_with("carol", Some(&solve(&hard))), 201, "won", "origin");
+    // Bad SRE input: a clear 400, nothing changed.
+    let r = rig.admin("PUT", "/admin/sales/pow/challenge", Some(serde_json::json!({"bits": 99})));
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("challenge_bits must be 0..=30"), "{}", r.body);
+    assert_eq!(rig.admin("GET", "/admin/sales/pow", None).json()["challenge_bits"].as_u64(), Some(14));
 }

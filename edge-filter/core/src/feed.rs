@@ -45,9 +45,18 @@ pub struct SaleFlags {
     /// Absent from older origins: no budget.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stock_left: Option<u64>,
+    /// The difficulty of the proof-of-work challenge asked of every buy from the start, in
+    /// leading zero bits (see [`crate::challenge`]). Absent or 0: no challenge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub challenge_bits: Option<u32>,
 }
 
 impl SaleFlags {
+    /// The challenge's difficulty, when the sale asks for one.
+    pub fn challenge(&self) -> Option<u32> {
+        self.challenge_bits.filter(|b| *b > 0)
+    }
+
     pub fn state_at(&self, now_ms: u64) -> SaleState {
         state_at(now_ms, self.starts_at, self.ends_at, self.sold_out)
     }
@@ -79,7 +88,7 @@ mod tests {
         let f = FlagsFeed {
             version: 7,
             server_time: 1000,
-            sales: vec![SaleFlags { sku: "a".into(), starts_at: 10, ends_at: 20, sold_out: true, per_user_limit: 1, stock_left: None }],
+            sales: vec![SaleFlags { sku: "a".into(), starts_at: 10, ends_at: 20, sold_out: true, per_user_limit: 1, stock_left: None, challenge_bits: None }],
             edges: None,
         };
         let j = serde_json::to_string(&f).unwrap();

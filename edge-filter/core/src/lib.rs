@@ -10,8 +10,10 @@
 //! - [`sale`]: the coarse sale state (upcoming / on sale / sold out / ended) and its public JSON.
 //! - [`feed`]: the flags feed the origin serves and the edge polls.
 //! - [`throttle`]: the one-request-per-window rule shared by the edge and the page.
+//! - [`challenge`]: the proof-of-work challenge a sale may ask of buys: issue, solve, verify.
 //! - [`headers`]: names of the `x-seckill-*` headers exchanged between edge and origin.
 
+pub mod challenge;
 pub mod feed;
 pub mod headers;
 pub mod outcome;

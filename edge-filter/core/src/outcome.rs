@@ -5,6 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::challenge::Challenge;
+
 /// Every answer a buy (`POST /api/sales/{sku}/orders`) can get.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -19,10 +21,13 @@ pub enum Outcome {
     Busy,
     UnknownSku,
     Invalid,
+    /// The sale asks for a solved proof-of-work challenge: the body's `challenge` is the one to
+    /// solve (see [`crate::challenge`]); nothing was recorded against the uid.
+    Challenge,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 10] = [
+    pub const ALL: [Outcome; 11] = [
         Outcome::Won,
         Outcome::AlreadyWon,
         Outcome::SoldOut,
@@ -33,6 +38,7 @@ impl Outcome {
         Outcome::Busy,
         Outcome::UnknownSku,
         Outcome::Invalid,
+        Outcome::Challenge,
     ];
 
     /// The wire name (`won`, `already_won`, ...).
@@ -48,6 +54,7 @@ impl Outcome {
             Outcome::Busy => "busy",
             Outcome::UnknownSku => "unknown_sku",
             Outcome::Invalid => "invalid",
+            Outcome::Challenge => "challenge",
         }
     }
 
@@ -68,6 +75,7 @@ impl Outcome {
             Outcome::Busy => 503,
             Outcome::UnknownSku => 404,
             Outcome::Invalid => 400,
+            Outcome::Challenge => 428,
         }
     }
 
@@ -104,11 +112,14 @@ pub struct BuyAnswer {
     pub retry_after_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Only with `challenge`: the challenge to solve.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub challenge: Option<Challenge>,
 }
 
 impl BuyAnswer {
     pub fn new(outcome: Outcome) -> Self {
-        BuyAnswer { outcome, order_id: None, sku: None, uid: None, starts_at: None, ends_at: None, retry_after_ms: None, error: None }
+        BuyAnswer { outcome, order_id: None, sku: None, uid: None, starts_at: None, ends_at: None, retry_after_ms: None, error: None, challenge: None }
     }
 
     pub fn won(outcome: Outcome, order_id: &str, sku: &str, uid: &str) -> Self {
@@ -117,6 +128,11 @@ impl BuyAnswer {
 
     pub fn with_error(outcome: Outcome, error: impl Into<String>) -> Self {
         BuyAnswer { error: Some(error.into()), ..Self::new(outcome) }
+    }
+
+    /// `challenge`: why the proof was refused, and the challenge to solve.
+    pub fn challenge(challenge: Challenge, why: &crate::challenge::ProofError) -> Self {
+        BuyAnswer { challenge: Some(challenge), error: Some(why.to_string()), ..Self::new(Outcome::Challenge) }
     }
 
     pub fn throttled(retry_after_ms: u64) -> Self {
@@ -152,6 +168,7 @@ mod tests {
         let table = [
             ("won", 201), ("already_won", 200), ("sold_out", 410), ("not_started", 403), ("ended", 403),
             ("throttled", 429), ("unauthorized", 401), ("busy", 503), ("unknown_sku", 404), ("invalid", 400),
+            ("challenge", 428),
         ];
         for (name, status) in table {
             assert_eq!(Outcome::parse(name).unwrap().http_status(), status, "{name}");

@@ -22,7 +22,7 @@ pub(crate) enum Verdict {
     Pass(Upsert),
     /// Start lottery: come back at this time (recorded in the slot).
     Hold(u64),
-    /// Admission budget full (nothing recorded).
+    /// Admission budget full (the window recorded up to the `Retry-After`).
     AtCapacity,
     Dedup(u64),
     Replay(Outcome, u64),
@@ -46,12 +46,18 @@ struct Buy<'a> {
 }
 
 impl Edge {
-    /// Steps 2 to 7 for a verified uid and a well-formed sku (`turn`: a held buy decided again).
-    pub(crate) fn decide_buy<H: Host + ?Sized>(&self, host: &H, sku: &str, uid: String, now: u64, turn: Option<&Held>) -> Decision {
+    /// Steps 2 to 7 for a verified uid and a well-formed sku. `turn`: a held buy decided again
+    /// (its proof was checked when it was held); else `proof` is the request's `seckill-proof`.
+    pub(crate) fn decide_buy<H: Host + ?Sized>(&self, host: &H, sku: &str, uid: String, now: u64, turn: Option<&Held>, proof: Option<&str>) -> Decision {
         let known = match self.sale_state(host, sku, now) {
             Ok(known) => known,
             Err(answered) => return answered,
         };
+        if let (Some(flags), None) = (known.as_ref(), turn) {
+            if let Err(answered) = self.challenge(host, flags, &uid, proof, now) {
+                return answered;
+            }
+        }
         let slot = self.hasher.slot(&uid, sku, self.cfg.buckets);
         let buy = Buy {
             dedup: known.as_ref().is_some_and(|f| f.per_user_limit == 1) && self.cfg.winner_ttl_ms > 0,
@@ -93,6 +99,21 @@ impl Edge {
         }
     }
 
+    /// Step 2's second half, from the sale's start: when the sale asks for a challenge, the
+    /// uid's solution to it (`Err`: `428 challenge` with the challenge to solve; nothing is
+    /// recorded, so solving it and asking again is a first buy).
+    fn challenge<H: Host + ?Sized>(&self, host: &H, flags: &SaleFlags, uid: &str, proof: Option<&str>, now: u64) -> Result<(), Decision> {
+        let Some(bits) = flags.challenge().filter(|_| now >= flags.starts_at) else { return Ok(()) };
+        match self.challenges.check(uid, &flags.sku, flags.starts_at, bits, proof) {
+            Ok(()) => Ok(()),
+            Err(why) => {
+                let issued = self.challenges.issue(uid, &flags.sku, flags.starts_at, bits);
+                let a = BuyAnswer { sku: Some(flags.sku.clone()), ..BuyAnswer::challenge(issued, &why) };
+                Err(self.edge_answer(host, Reason::Challenge, &a))
+            }
+        }
+    }
+
     /// Steps 3 + 4 against one entry of the pair: dedup (a live winner), then throttle (inside
     /// the window: replay the last final answer, else `throttled`). `None`: neither refuses.
     fn refusal(&self, buy: &Buy<'_>, e: &Entry) -> Option<Verdict> {
@@ -126,8 +147,8 @@ impl Edge {
             host.count(Counter::LocalRefusals);
             return Ok(v);
         }
-        // Step 6, asked once and only for a buy that would otherwise pass (before the slot is
-        // written: a buy held back here has not used its window). A lottery hold is not in flight.
+        // Step 6, asked once and only for a buy that would otherwise pass. A lottery hold is not in
+        // flight; a buy refused here has its window closed until its `Retry-After`.
         let admitted = OnceCell::new();
         let admitted = || {
             *admitted.get_or_init(|| {
@@ -143,7 +164,12 @@ impl Edge {
                 }
             }
             if !admitted() {
-                return (None, (Verdict::AtCapacity, Entry::new(buy.slot.fp, 0)));
+                // Refused with `Retry-After`: the uid's window stays closed until then, so a uid
+                // that ignores it catches no opening of the budget before one who waits as told.
+                let retry_at = buy.now.saturating_add(self.at_capacity_retry_ms());
+                let entry = Entry::new(buy.slot.fp, retry_at.saturating_sub(cfg.window_ms));
+                bucket.upsert(entry, cfg.slots_per_bucket as usize, buy.now, cfg.window_ms, cfg.winner_ttl_ms);
+                return (Some(bucket.encode_fixed(cfg.slots_per_bucket as usize)), (Verdict::AtCapacity, entry));
             }
             // A held uid's window is opened so that it ends at its drawn moment.
             let (entry, verdict) = match buy.hold_until {
@@ -155,9 +181,10 @@ impl Edge {
             (Some(bucket.encode_fixed(cfg.slots_per_bucket as usize)), (v, entry))
         });
         match shared {
-            Ok((Verdict::AtCapacity, _)) => Ok(Verdict::AtCapacity),
             Ok((v, entry)) => {
-                self.recent.put(buy.slot, entry, buy.now, matches!(v, Verdict::Pass(_) | Verdict::Hold(_)));
+                // Written by this worker (a pass, a hold, a budget refusal): settled here.
+                let written = matches!(v, Verdict::Pass(_) | Verdict::Hold(_) | Verdict::AtCapacity);
+                self.recent.put(buy.slot, entry, buy.now, written);
                 Ok(v)
             }
             Err(c) => {
@@ -192,7 +219,7 @@ impl Edge {
                 Some(h) if buy.now < h.give_up_ms => Decision::Hold(Held { turn_ms: buy.now.saturating_add(HELD_RECHECK_MS), ..h.clone() }),
                 _ => {
                     host.count(Counter::AtCapacity);
-                    self.edge_answer(host, Reason::Throttled, &BuyAnswer::throttled(AT_CAPACITY_RETRY_MS.min(self.cfg.window_ms.max(1))))
+                    self.edge_answer(host, Reason::Throttled, &BuyAnswer::throttled(self.at_capacity_retry_ms()))
                 }
             },
             // Passed: with the entry written, or (with the failure's counter) without it.
@@ -207,6 +234,11 @@ impl Edge {
                 self.pass(host, buy)
             }
         }
+    }
+
+    /// The `Retry-After` of a buy refused by the admission budget (never past the window).
+    fn at_capacity_retry_ms(&self) -> u64 {
+        AT_CAPACITY_RETRY_MS.min(self.cfg.window_ms.max(1))
     }
 
     /// Pass the buy on to the origin, counted against the budget, learning from its answer.

@@ -6,14 +6,17 @@
 //! 2. sale state from the flags (`404 unknown_sku`, `403 not_started` / `ended`, `410 sold_out`),
 //!    passing on when there is no feed, when the sku is absent from a stale feed, or within
 //!    `start_grace_ms` before the start;
+//!    Then, from the sale's start, the challenge (when the sale asks for one): a buy without a
+//!    valid solution gets `428 challenge` with the challenge to solve, recording nothing;
 //! 3. dedup: a uid the edge saw win gets `already_won` (only where `per_user_limit == 1`);
 //! 4. throttle: one request per (uid, sku) per window reaches the origin; repeats get the last
 //!    final answer replayed, else `429 throttled`;
 //! 5. the start lottery (when configured): a first buy in the sale's first `start_lottery_ms` is
 //!    held at the edge until its drawn moment and then decided again (`hold_at_edge`, the
 //!    default), or told to come back then (`429 throttled`); either way recorded in its slot;
-//! 6. the admission budget: enough buys in flight for the units left → `429 throttled` (nothing
-//!    recorded);
+//! 6. the admission budget: enough buys in flight for the units left → `429 throttled`, with the
+//!    uid's window recorded so that it closes at the `Retry-After` (a uid that ignores it is
+//!    throttled until then, however often the budget opens meanwhile);
 //! 7. otherwise pass on with `x-seckill-uid` and `x-seckill-edge-key`.
 //!
 //! Steps 2 to 7 are one function each in `buy.rs`.
@@ -23,6 +26,7 @@
 
 use std::cell::RefCell;
 
+use seckill_core::challenge::ChallengeKey;
 use seckill_core::ticket::{self, TicketError, Verifier};
 use seckill_core::{headers, is_valid_id, BuyAnswer, Outcome, SaleStatus};
 
@@ -42,6 +46,8 @@ pub struct Request<'a> {
     pub method: &'a str,
     pub path: &'a str,
     pub authorization: Option<&'a str>,
+    /// The `seckill-proof` header: a solution to the sale's challenge, when it asks for one.
+    pub proof: Option<&'a str>,
 }
 
 /// What to learn from the origin's answer to a buy that was passed on.
@@ -114,6 +120,9 @@ pub struct Edge {
     pub(crate) recent: RecentPairs,
     pub(crate) admission: Admission,
     pub(crate) flags: RefCell<FlagsCache>,
+    /// Derives each (uid, sku)'s proof-of-work challenge (from `edge_key`: every edge of a fleet
+    /// and every origin derive the same ones).
+    pub(crate) challenges: ChallengeKey,
     /// When this worker last read the flags' metadata (Envoy clock, Unix ms).
     flags_read_at: std::cell::Cell<Option<u64>>,
 }
@@ -132,7 +141,8 @@ impl Edge {
         let hasher = SlotHasher::new(cfg.edge_key.as_bytes());
         let verifier = Verifier::new(&cfg.ticket_secrets);
         let tickets = TicketCache::new(cfg.edge_key.as_bytes());
-        Edge { cfg, verifier, tickets, hasher, recent: RecentPairs::default(), admission: Admission::default(), flags: RefCell::new(FlagsCache::default()), flags_read_at: std::cell::Cell::new(None) }
+        let challenges = ChallengeKey::new(cfg.edge_key.as_bytes());
+        Edge { cfg, verifier, tickets, hasher, challenges, recent: RecentPairs::default(), admission: Admission::default(), flags: RefCell::new(FlagsCache::default()), flags_read_at: std::cell::Cell::new(None) }
     }
 
     pub fn config(&self) -> &Config {
@@ -223,7 +233,7 @@ impl Edge {
                 Err(d) => d,
             },
             Route::SaleStatus(sku) => self.sale_status(host, sku, now),
-            Route::Buy(sku) => self.buy(host, sku, req.authorization, now),
+            Route::Buy(sku) => self.buy(host, sku, req.authorization, req.proof, now),
             Route::NotApi | Route::Session | Route::OtherApi => Decision::Forward(Forward::default()),
         }
     }
@@ -247,7 +257,7 @@ impl Edge {
         }
     }
 
-    fn buy<H: Host + ?Sized>(&self, host: &H, sku: &str, authorization: Option<&str>, now: u64) -> Decision {
+    fn buy<H: Host + ?Sized>(&self, host: &H, sku: &str, authorization: Option<&str>, proof: Option<&str>, now: u64) -> Decision {
         // 1. ticket, then sku syntax
         let uid = match self.verify(host, authorization, now) {
             Ok(uid) => uid,
@@ -256,14 +266,14 @@ impl Edge {
         if !is_valid_id(sku) {
             return self.edge_answer(host, Reason::Invalid, &BuyAnswer::with_error(Outcome::Invalid, "sku must be 1..64 characters of [A-Za-z0-9_-]"));
         }
-        self.decide_buy(host, sku, uid, now, None)
+        self.decide_buy(host, sku, uid, now, None, proof)
     }
 
     /// A held buy's turn has come (the glue calls this from the tick for each request it paused
     /// on [`Decision::Hold`]): decided again as a buy at `now`, with the sale's current flags and
     /// budget. Still at capacity before `give_up_ms`: held again, briefly.
     pub fn on_turn<H: Host + ?Sized>(&self, host: &H, held: &Held, now: u64) -> Decision {
-        self.decide_buy(host, &held.sku, held.uid.clone(), now, Some(held))
+        self.decide_buy(host, &held.sku, held.uid.clone(), now, Some(held), None)
     }
 
     /// Learn from the origin's answer to a buy that was passed on: the `x-seckill-outcome` and

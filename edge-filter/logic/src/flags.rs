@@ -305,7 +305,7 @@ mod tests {
         serde_json::to_vec(&FlagsFeed {
             version,
             server_time: 1,
-            sales: vec![SaleFlags { sku: "phone".into(), starts_at: 1_000, ends_at: 9_000, sold_out, per_user_limit: 1, stock_left: None }],
+            sales: vec![SaleFlags { sku: "phone".into(), starts_at: 1_000, ends_at: 9_000, sold_out, per_user_limit: 1, stock_left: None, challenge_bits: None }],
             edges: None,
         })
         .unwrap()
@@ -351,7 +351,7 @@ mod tests {
         let store = MemStore::new();
         let poller = MemHost::new(store.clone(), 500);
         let worker = MemHost::new(store, 500);
-        let sale = SaleFlags { sku: "phone".into(), starts_at: 1_000, ends_at: 9_000, sold_out: false, per_user_limit: 1, stock_left: Some(10) };
+        let sale = SaleFlags { sku: "phone".into(), starts_at: 1_000, ends_at: 9_000, sold_out: false, per_user_limit: 1, stock_left: Some(10), challenge_bits: None };
         let body = serde_json::to_vec(&FlagsFeed { version: 1, server_time: 1, sales: vec![sale], edges: Some(3) }).unwrap();
         store_feed(&poller, &body, 100, 8).unwrap();
         let mut cache = FlagsCache::default();

@@ -53,10 +53,12 @@ pub enum Reason {
     Replayed,
     Passed,
     SaleStatus,
+    /// A buy without a valid solution to its sale's challenge (`428 challenge`).
+    Challenge,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 11] = [
+    pub const ALL: [Reason; 12] = [
         Reason::Unauthorized,
         Reason::Invalid,
         Reason::UnknownSku,
@@ -68,6 +70,7 @@ impl Reason {
         Reason::Replayed,
         Reason::Passed,
         Reason::SaleStatus,
+        Reason::Challenge,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -83,6 +86,7 @@ impl Reason {
             Reason::Replayed => "replayed",
             Reason::Passed => "passed",
             Reason::SaleStatus => "sale_status",
+            Reason::Challenge => "challenge",
         }
     }
 }
@@ -119,7 +123,7 @@ pub enum Counter {
 }
 
 impl Counter {
-    pub const ALL: [Counter; 22] = [
+    pub const ALL: [Counter; 23] = [
         Counter::Decision(Reason::Unauthorized),
         Counter::Decision(Reason::Invalid),
         Counter::Decision(Reason::UnknownSku),
@@ -131,6 +135,7 @@ impl Counter {
         Counter::Decision(Reason::Replayed),
         Counter::Decision(Reason::Passed),
         Counter::Decision(Reason::SaleStatus),
+        Counter::Decision(Reason::Challenge),
         Counter::CasExhausted,
         Counter::HostErrors,
         Counter::FeedPolls,
@@ -149,17 +154,17 @@ impl Counter {
         match self {
             // `Reason`'s declaration order is `Reason::ALL`'s (checked by a test).
             Counter::Decision(r) => r as usize,
-            Counter::CasExhausted => 11,
-            Counter::HostErrors => 12,
-            Counter::FeedPolls => 13,
-            Counter::FeedErrors => 14,
-            Counter::FeedUpdates => 15,
-            Counter::Evictions => 16,
-            Counter::Learned => 17,
-            Counter::SoldOutLearned => 18,
-            Counter::LocalRefusals => 19,
-            Counter::LotteryHolds => 20,
-            Counter::AtCapacity => 21,
+            Counter::CasExhausted => 12,
+            Counter::HostErrors => 13,
+            Counter::FeedPolls => 14,
+            Counter::FeedErrors => 15,
+            Counter::FeedUpdates => 16,
+            Counter::Evictions => 17,
+            Counter::Learned => 18,
+            Counter::SoldOutLearned => 19,
+            Counter::LocalRefusals => 20,
+            Counter::LotteryHolds => 21,
+            Counter::AtCapacity => 22,
         }
     }
 

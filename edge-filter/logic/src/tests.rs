@@ -33,7 +33,7 @@ fn tk(uid: &str) -> String {
 }
 
 fn sale(sku: &str, sold_out: bool, limit: u32) -> SaleFlags {
-    SaleFlags { sku: sku.into(), starts_at: START, ends_at: END, sold_out, per_user_limit: limit, stock_left: None }
+    SaleFlags { sku: sku.into(), starts_at: START, ends_at: END, sold_out, per_user_limit: limit, stock_left: None, challenge_bits: None }
 }
 
 fn feed(version: u64, sales: Vec<SaleFlags>) -> Vec<u8> {
@@ -77,7 +77,7 @@ impl World {
     fn buy_on(&self, host: &MemHost, uid: &str, sku: &str) -> Decision {
         let auth = tk(uid);
         let path = format!("/api/sales/{sku}/orders");
-        self.edge.on_request(host, &Request { method: "POST", path: &path, authorization: Some(&auth) })
+        self.edge.on_request(host, &Request { method: "POST", path: &path, authorization: Some(&auth), proof: None })
     }
 
     /// Buy, expect a pass, then answer as the origin would.
@@ -105,26 +105,26 @@ fn tickets_are_checked_first() {
     let w = World::with_feed("", vec![sale("phone", false, 1)]);
     w.at(START);
     for auth in [None, Some("Bearer nope"), Some("Basic abc")] {
-        let d = w.edge.on_request(&w.host, &Request { method: "POST", path: "/api/sales/phone/orders", authorization: auth });
+        let d = w.edge.on_request(&w.host, &Request { method: "POST", path: "/api/sales/phone/orders", authorization: auth, proof: None });
         let (status, a) = reply_of(&d);
         assert_eq!((status, a.outcome), (401, Outcome::Unauthorized));
         assert!(a.error.is_some());
     }
     // forged: signed with an unknown secret
     let forged = format!("Bearer {}", ticket::mint(b"evil", "alice", T0 / 1000 + 60).unwrap());
-    let d = w.edge.on_request(&w.host, &Request { method: "POST", path: "/api/sales/phone/orders", authorization: Some(&forged) });
+    let d = w.edge.on_request(&w.host, &Request { method: "POST", path: "/api/sales/phone/orders", authorization: Some(&forged), proof: None });
     assert_eq!(reply_of(&d).0, 401);
     // expired
     let expired = format!("Bearer {}", ticket::mint(SECRET.as_bytes(), "alice", START / 1000).unwrap());
-    let d = w.edge.on_request(&w.host, &Request { method: "POST", path: "/api/sales/phone/orders", authorization: Some(&expired) });
+    let d = w.edge.on_request(&w.host, &Request { method: "POST", path: "/api/sales/phone/orders", authorization: Some(&expired), proof: None });
     assert_eq!(reply_of(&d).0, 401);
     // a rotated (second) secret still works
     let old = format!("Bearer {}", ticket::mint(b"old-secret", "olduser", T0 / 1000 + 3600).unwrap());
-    let d = w.edge.on_request(&w.host, &Request { method: "POST", path: "/api/sales/phone/orders", authorization: Some(&old) });
+    let d = w.edge.on_request(&w.host, &Request { method: "POST", path: "/api/sales/phone/orders", authorization: Some(&old), proof: None });
     assert!(is_pass(&d));
     assert_eq!(w.host.decisions(Reason::Unauthorized), 5);
     // a bad ticket beats a malformed sku
-    let d = w.edge.on_request(&w.host, &Request { method: "POST", path: "/api/sales/a.b/orders", authorization: None });
+    let d = w.edge.on_request(&w.host, &Request { method: "POST", path: "/api/sales/a.b/orders", authorization: None, proof: None });
     assert_eq!(reply_of(&d).0, 401);
 }
 
@@ -351,7 +351,7 @@ fn requests_inside_the_recheck_interval_read_no_flags() {
 fn buy_with(edge: &Edge, host: &MemHost, uid: &str, sku: &str) -> Decision {
     let auth = tk(uid);
     let path = format!("/api/sales/{sku}/orders");
-    edge.on_request(host, &Request { method: "POST", path: &path, authorization: Some(&auth) })
+    edge.on_request(host, &Request { method: "POST", path: &path, authorization: Some(&auth), proof: None })
 }
 
 #[test]
@@ -484,7 +484,7 @@ fn cas_exhaustion_and_host_failures_degrade_to_pass() {
     }
     let fresh = Edge::new(cfg(""));
     let auth = tk("dave");
-    let d = fresh.on_request(&HalfBroken(&w.host), &Request { method: "POST", path: "/api/sales/phone/orders", authorization: Some(&auth) });
+    let d = fresh.on_request(&HalfBroken(&w.host), &Request { method: "POST", path: "/api/sales/phone/orders", authorization: Some(&auth), proof: None });
     assert!(is_pass(&d));
 }
 
@@ -499,7 +499,7 @@ fn garbage_in_shared_data_is_treated_as_empty() {
     w.store.put(keys::SOLD, b"junk");
     // meta unreadable = no feed: the sku passes on (never an invented answer)
     let fresh_edge = Edge::new(cfg(r#","buckets":1"#));
-    assert!(is_pass(&fresh_edge.on_request(&w.host, &Request { method: "POST", path: "/api/sales/phone/orders", authorization: Some(&tk("bob")) })));
+    assert!(is_pass(&fresh_edge.on_request(&w.host, &Request { method: "POST", path: "/api/sales/phone/orders", authorization: Some(&tk("bob")), proof: None })));
 }
 
 #[test]
@@ -540,7 +540,7 @@ fn sale_status_from_the_edge() {
     w.at(START - 5);
     // a poll just renewed the feed (same version)
     assert_eq!(store_feed(&w.host, &feed(1, vec![sale("phone", false, 1)]), START - 10, 8), Ok(Stored::Unchanged));
-    let d = w.edge.on_request(&w.host, &Request { method: "GET", path: "/api/sales/phone", authorization: None });
+    let d = w.edge.on_request(&w.host, &Request { method: "GET", path: "/api/sales/phone", authorization: None, proof: None });
     let r = d.reply().unwrap();
     assert_eq!(r.status, 200);
     assert_eq!(r.header("cache-control"), Some("max-age=1"));
@@ -552,10 +552,10 @@ fn sale_status_from_the_edge() {
     assert_eq!(w.host.decisions(Reason::SaleStatus), 1);
     // unknown sku, bad sku, stale feed: origin decides
     for path in ["/api/sales/radio", "/api/sales/a.b"] {
-        assert_eq!(w.edge.on_request(&w.host, &Request { method: "GET", path, authorization: None }), Decision::Forward(Default::default()));
+        assert_eq!(w.edge.on_request(&w.host, &Request { method: "GET", path, authorization: None, proof: None }), Decision::Forward(Default::default()));
     }
     w.at(START - 10 + 3_000);
-    assert!(matches!(w.edge.on_request(&w.host, &Request { method: "GET", path: "/api/sales/phone", authorization: None }), Decision::Forward(_)));
+    assert!(matches!(w.edge.on_request(&w.host, &Request { method: "GET", path: "/api/sales/phone", authorization: None, proof: None }), Decision::Forward(_)));
 }
 
 #[test]
@@ -563,17 +563,17 @@ fn other_routes() {
     let w = World::with_feed("", vec![]);
     // orders need a ticket, checked at the edge
     for (m, p) in [("GET", "/api/orders/mine"), ("POST", "/api/orders/phone.1/pay")] {
-        let d = w.edge.on_request(&w.host, &Request { method: m, path: p, authorization: None });
+        let d = w.edge.on_request(&w.host, &Request { method: m, path: p, authorization: None, proof: None });
         let (status, a) = reply_of(&d);
         assert_eq!((status, a.outcome), (401, Outcome::Unauthorized));
         let auth = tk("alice");
-        let Decision::Forward(f) = w.edge.on_request(&w.host, &Request { method: m, path: p, authorization: Some(&auth) }) else { panic!() };
+        let Decision::Forward(f) = w.edge.on_request(&w.host, &Request { method: m, path: p, authorization: Some(&auth), proof: None }) else { panic!() };
         assert_eq!(f.set_headers[0], ("x-seckill-uid", "alice".to_owned()));
         assert!(f.learn.is_none());
     }
     // session, other api, static: untouched (headers only stripped by the glue)
     for (m, p) in [("POST", "/api/session"), ("GET", "/api/whatever"), ("GET", "/"), ("GET", "/assets/x.js")] {
-        assert_eq!(w.edge.on_request(&w.host, &Request { method: m, path: p, authorization: None }), Decision::Forward(Default::default()));
+        assert_eq!(w.edge.on_request(&w.host, &Request { method: m, path: p, authorization: None, proof: None }), Decision::Forward(Default::default()));
     }
 }
 
@@ -609,7 +609,7 @@ fn poller_lease_one_at_a_time() {
     let edge = Edge::new(c.clone());
     b.now.set(T0 + 500);
     let auth = tk("alice");
-    let d = edge.on_request(&b, &Request { method: "GET", path: "/api/sales/phone", authorization: Some(&auth) });
+    let d = edge.on_request(&b, &Request { method: "GET", path: "/api/sales/phone", authorization: Some(&auth), proof: None });
     assert!(d.reply().is_some(), "feed stored by the poller is visible to other workers");
     // worker a stops ticking: b takes over after the lease
     assert!(pb.on_tick(&b, &c, T0 + 200 + c.lease_ms() - 1).is_none());
@@ -644,7 +644,7 @@ fn every_reply_is_well_formed() {
     check(w.buy("a", "phone"));
     w.at(END);
     check(w.buy("a", "phone"));
-    check(w.edge.on_request(&w.host, &Request { method: "POST", path: "/api/sales/phone/orders", authorization: None }));
+    check(w.edge.on_request(&w.host, &Request { method: "POST", path: "/api/sales/phone/orders", authorization: None, proof: None }));
     assert_eq!(seen.len(), 7, "{seen:?}");
 }
 
@@ -695,10 +695,20 @@ fn the_admission_budget_passes_no_more_buys_than_units_left() {
     let (status, a) = reply_of(&w.buy("late", "phone"));
     assert_eq!((status, a.outcome, a.retry_after_ms), (429, Outcome::Throttled, Some(1_000)));
     assert_eq!(w.host.counter(Counter::AtCapacity), 1);
-    // Nothing was recorded for `late`: once an answer is back it passes at once.
+    // `late`'s window is closed until its Retry-After, even once the budget opens: asking again
+    // early (on any worker) is throttled for the time left, and still records nothing new.
     w.at(START + 30);
     w.edge.on_response(&w.host, &passed[0], Some("busy"), None);
-    assert!(is_pass(&w.buy("late", "phone")));
+    let (status, a) = reply_of(&w.buy("late", "phone"));
+    assert_eq!((status, a.outcome, a.retry_after_ms), (429, Outcome::Throttled, Some(970)));
+    let (_, a) = reply_of(&w.buy_on(&w.worker(), "late", "phone"));
+    assert_eq!((a.outcome, a.retry_after_ms), (Outcome::Throttled, Some(970)));
+    assert_eq!(w.host.counter(Counter::AtCapacity), 1, "a refusal by the window, not the budget");
+    // Whoever waited as told passes: first come at the opening, first served.
+    assert!(is_pass(&w.buy("patient", "phone")));
+    w.edge.on_response(&w.host, &passed[1], Some("busy"), None);
+    w.at(START + 1_000);
+    assert!(is_pass(&w.buy("late", "phone")), "at its Retry-After, `late` passes");
     // Two workers share the units: each passes its half, rounded up.
     let other = w.worker();
     crate::poller::claim_worker_id(&other, 8).unwrap();
@@ -774,4 +784,78 @@ fn a_held_buy_whose_sale_sold_out_meanwhile_is_told_so() {
     w.at(h.turn_ms);
     let (status, a) = reply_of(&w.edge.on_turn(&w.host, &h, h.turn_ms));
     assert_eq!((status, a.outcome), (410, Outcome::SoldOut));
+}
+
+fn buy_with_proof(w: &World, uid: &str, sku: &str, proof: Option<&str>) -> Decision {
+    let auth = tk(uid);
+    let path = format!("/api/sales/{sku}/orders");
+    w.edge.on_request(&w.host, &Request { method: "POST", path: &path, authorization: Some(&auth), proof })
+}
+
+fn solve_for(edge_key: &str, uid: &str, sku: &str, bits: u32) -> String {
+    use seckill_core::challenge::{proof_value, solve_challenge, ChallengeKey};
+    let c = ChallengeKey::new(edge_key.as_bytes()).issue(uid, sku, START, bits);
+    proof_value(&c, solve_challenge(&c).expect("solvable"))
+}
+
+#[test]
+fn a_sale_with_a_challenge_asks_for_a_solution_from_its_start_and_records_nothing_without_one() {
+    let mut s = sale("phone", false, 1);
+    s.challenge_bits = Some(10);
+    let w = World::with_feed("", vec![s.clone()]);
+    // Before the start: no challenge (nothing can be prepared), the usual `not_started`.
+    w.at(START - 5_000);
+    assert_eq!(reply_of(&buy_with_proof(&w, "alice", "phone", None)).1.outcome, Outcome::NotStarted);
+    w.at(START);
+    let (status, a) = reply_of(&buy_with_proof(&w, "alice", "phone", None));
+    assert_eq!((status, a.outcome, a.sku.as_deref()), (428, Outcome::Challenge, Some("phone")));
+    let issued = a.challenge.expect("the challenge to solve");
+    assert_eq!(issued.bits, 10);
+    assert!(a.error.unwrap().contains("seckill-proof"));
+    assert_eq!(w.host.counter(Counter::Decision(Reason::Challenge)), 1);
+    // Nothing recorded: a forged, malformed or another uid's solution is refused the same way...
+    let bobs = solve_for("ek", "bob", "phone", 10);
+    for bad in [bobs.as_str(), "nonsense", &format!("{}.0", issued.seed)] {
+        let (status, a) = reply_of(&buy_with_proof(&w, "alice", "phone", Some(bad)));
+        assert_eq!((status, a.challenge.as_ref().map(|c| &c.seed)), (428, Some(&issued.seed)), "{bad}");
+    }
+    let right = solve_for("ek", "alice", "phone", 10);
+    assert!(right.starts_with(&issued.seed));
+    // ...and solving it then passes at once: no window was used by the refusals.
+    assert!(is_pass(&buy_with_proof(&w, "alice", "phone", Some(&right))));
+    // Its repeat inside the window is the throttle's (the solution is not what refuses it).
+    assert_eq!(reply_of(&buy_with_proof(&w, "alice", "phone", Some(&right))).1.outcome, Outcome::Throttled);
+    assert_eq!(w.host.counter(Counter::Decision(Reason::Challenge)), 4);
+    // Bob's own solution is his.
+    assert!(is_pass(&buy_with_proof(&w, "bob", "phone", Some(&bobs))));
+}
+
+#[test]
+fn raising_the_difficulty_mid_sale_asks_again() {
+    let mut s = sale("phone", false, 2);
+    s.challenge_bits = Some(8);
+    let w = World::with_feed(r#","window_ms":100"#, vec![s.clone()]);
+    w.at(START + 10);
+    let easy = solve_for("ek", "alice", "phone", 8);
+    assert!(is_pass(&buy_with_proof(&w, "alice", "phone", Some(&easy))));
+    s.challenge_bits = Some(12);
+    assert!(matches!(store_feed(&w.host, &feed(2, vec![s]), START + 20, 8), Ok(Stored::Updated { .. })));
+    w.at(START + 1_000);
+    let (status, a) = reply_of(&buy_with_proof(&w, "alice", "phone", Some(&easy)));
+    assert_eq!((status, a.challenge.map(|c| c.bits)), (428, Some(12)), "the easier solution is stale");
+    assert!(a.error.unwrap().contains("another challenge"));
+    let hard = solve_for("ek", "alice", "phone", 12);
+    assert!(is_pass(&buy_with_proof(&w, "alice", "phone", Some(&hard))));
+}
+
+#[test]
+fn a_sale_without_a_challenge_ignores_proofs() {
+    let w = World::with_feed("", vec![sale("phone", false, 1)]);
+    w.at(START);
+    assert!(is_pass(&buy_with_proof(&w, "alice", "phone", Some("garbage"))));
+    let mut zero = sale("tv", false, 1);
+    zero.challenge_bits = Some(0);
+    let w = World::with_feed("", vec![zero]);
+    w.at(START);
+    assert!(is_pass(&buy_with_proof(&w, "alice", "tv", None)), "0 bits: no challenge");
 }

@@ -122,7 +122,7 @@ impl Filter {
     /// into Envoy's map). Returns the decision and the client's reserved header names.
     fn decide(&self, envoy: EnvoyPtr, worker: &Worker) -> (Decision, Vec<Vec<u8>>) {
         let list = request_headers(envoy);
-        let (mut method, mut path, mut authorization, mut reserved) = (None, None, None, Vec::new());
+        let (mut method, mut path, mut authorization, mut proof, mut reserved) = (None, None, None, None, Vec::new());
         for h in &list {
             // SAFETY: Envoy's header pointers, valid until the map changes (not before we return).
             let (name, value) = unsafe { (abi::envoy_bytes(h.key_ptr, h.key_length), abi::envoy_bytes(h.value_ptr, h.value_length)) };
@@ -135,13 +135,14 @@ impl Filter {
                 ":method" if method.is_none() => method = std::str::from_utf8(value).ok(),
                 ":path" if path.is_none() => path = std::str::from_utf8(value).ok(),
                 "authorization" if authorization.is_none() => authorization = std::str::from_utf8(value).ok(),
+                seckill_core::challenge::PROOF_HEADER if proof.is_none() => proof = std::str::from_utf8(value).ok(),
                 _ => {}
             }
         }
         if self.shared.fault && path == Some(config::FAULT_PATH) {
             panic!("test-only fault: {} requested", config::FAULT_PATH);
         }
-        let req = Request { method: method.unwrap_or(""), path: path.unwrap_or(""), authorization };
+        let req = Request { method: method.unwrap_or(""), path: path.unwrap_or(""), authorization, proof };
         (worker.edge.on_request(&self.shared.host, &req), reserved)
     }
 

@@ -444,3 +444,41 @@ fn a_broken_catalogue_still_shows_the_sale() {
     assert_eq!(v.title, "phone-1");
     assert!(v.problem.is_some_and(|e| e.contains("catalogue")));
 }
+
+#[test]
+fn a_challenge_is_solved_then_the_buy_goes_again_with_its_proof() {
+    use seckill_core::challenge::{ChallengeKey, PROOF_HEADER};
+    let key = ChallengeKey::new(b"edge-key");
+    let c = key.issue("alice", "phone-1", T + 10_000, 10);
+    let (mut p, now) = on_sale();
+    assert!(p.click(now));
+    assert_eq!(p.proof(), None);
+    let body = format!(r#"{{"outcome":"challenge","sku":"phone-1","challenge":{{"seed":"{}","bits":10}},"error":"solve it"}}"#, c.seed);
+    assert_eq!(p.buy_answered(now + 20, 428, None, &body), vec![Effect::SolveChallenge]);
+    // While solving: busy, and clicks send nothing.
+    assert!(p.view(now + 30).button_busy);
+    assert!(!p.click(now + 40));
+    let mut slices = 0;
+    while !p.solve_some(64) {
+        slices += 1;
+        assert!(slices < 100_000, "a 10-bit challenge is solved");
+    }
+    let proof = p.proof().expect("solved").to_owned();
+    assert_eq!(key.check("alice", "phone-1", T + 10_000, 10, Some(&proof)), Ok(()), "the edge's own check accepts it ({PROOF_HEADER})");
+    // Solved: the buy goes again at once (nothing was recorded against the uid), with the proof.
+    assert!(!p.view(now + 50).button_busy);
+    assert!(p.click(now + 50), "the page's own window does not hold the retry back");
+    p.buy_answered(now + 80, 201, None, r#"{"outcome":"won","order_id":"phone-1.1","sku":"phone-1","uid":"alice"}"#);
+    assert_eq!(p.proof(), Some(proof.as_str()), "kept for later buys of this sale");
+    p.sign_out();
+    assert_eq!(p.proof(), None, "another shopper solves their own");
+}
+
+#[test]
+fn an_unreadable_challenge_is_a_problem_not_a_loop() {
+    let (mut p, now) = on_sale();
+    assert!(p.click(now));
+    assert!(p.buy_answered(now + 20, 428, None, r#"{"outcome":"challenge"}"#).is_empty());
+    assert!(p.view(now + 30).problem.is_some());
+    assert!(p.solve_some(10), "nothing to solve");
+}
