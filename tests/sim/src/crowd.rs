@@ -9,7 +9,7 @@
 //! records the answer, so nothing can leave the simulator uncounted or unbounded.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -81,6 +81,8 @@ pub struct CrowdResult {
     pub start_offset: Duration,
     pub wall: Duration,
     pub stop: Stop,
+    /// Per population: challenges solved and the solving time in all (the sale's challenge).
+    pub solves: Vec<(u64, Duration)>,
 }
 
 /// One answer as a shopper reads it.
@@ -97,6 +99,8 @@ pub struct Reply {
     /// Unix ms at which the answer arrived, and how long it took.
     pub received_ms: u64,
     pub rtt: Duration,
+    /// A `challenge` answer's challenge.
+    pub challenge: Option<seckill_core::challenge::Challenge>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -122,6 +126,10 @@ struct Ctx {
     timeout: Duration,
     run_id: String,
     populations: Vec<Population>,
+    /// Each (population, uid)'s solution to the sale's challenge, once it was asked to solve one.
+    proofs: Mutex<HashMap<(usize, u32), String>>,
+    /// Per population: challenges solved and the CPU time it took (µs).
+    solves: Vec<(AtomicU64, AtomicU64)>,
 }
 
 fn now_ms() -> u64 {
@@ -190,7 +198,25 @@ impl Ctx {
     }
 
     /// Send one request (within the bounds) and record its answer. `None`: the run is over.
+    /// One request of a shopper or bot; a buy asked for the sale's challenge is solved (natively,
+    /// off the runtime's threads) and sent again at once with its proof, as the page does: both
+    /// requests are counted.
     async fn request(&self, client: &HttpClient, kind: Kind, population: usize, uid_n: u32, creds: &[(String, String)]) -> Option<Reply> {
+        let reply = self.request_once(client, kind, population, uid_n, creds).await?;
+        let Some(challenge) = reply.challenge.clone() else { return Some(reply) };
+        let started = Instant::now();
+        let nonce = tokio::task::spawn_blocking(move || seckill_core::challenge::solve_challenge(&challenge).map(|n| (challenge, n))).await.ok().flatten();
+        let Some((challenge, nonce)) = nonce else { return Some(reply) };
+        if let Some((n, us)) = self.solves.get(population) {
+            n.fetch_add(1, Ordering::Relaxed);
+            us.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        }
+        let proof = seckill_core::challenge::proof_value(&challenge, nonce);
+        self.proofs.lock().unwrap_or_else(|e| e.into_inner()).insert((population, uid_n), proof);
+        self.request_once(client, kind, population, uid_n, creds).await
+    }
+
+    async fn request_once(&self, client: &HttpClient, kind: Kind, population: usize, uid_n: u32, creds: &[(String, String)]) -> Option<Reply> {
         if self.past_deadline() {
             return None;
         }
@@ -202,7 +228,14 @@ impl Ctx {
             self.hit_max.store(true, Ordering::Relaxed);
             return None;
         }
-        let headers: Vec<(&str, &str)> = creds.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let proof = match kind {
+            Kind::Buy => self.proofs.lock().unwrap_or_else(|e| e.into_inner()).get(&(population, uid_n)).cloned(),
+            Kind::Status => None,
+        };
+        let mut headers: Vec<(&str, &str)> = creds.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        if let Some(p) = proof.as_deref() {
+            headers.push((seckill_core::challenge::PROOF_HEADER, p));
+        }
         let sent = Instant::now();
         let answer = match kind {
             Kind::Status => client.get(&self.status_url, &[]).await,
@@ -213,7 +246,7 @@ impl Ctx {
         let reply = match answer {
             Err(e) => {
                 tracing::debug!(error = %e, "request failed");
-                Reply { status: 0, by: By::Other, outcome: None, retry_after: None, sale: None, starts_at: None, error: true, received_ms, rtt }
+                Reply { status: 0, by: By::Other, outcome: None, retry_after: None, sale: None, starts_at: None, error: true, received_ms, rtt, challenge: None }
             }
             Ok(a) => {
                 let status = a.status.as_u16();
@@ -232,11 +265,12 @@ impl Ctx {
                         let outcome = body.as_ref().map(|b| b.outcome);
                         let retry_after = body.as_ref().and_then(|b| b.retry_after_ms).map(Duration::from_millis).or(header_retry);
                         let starts_at = body.as_ref().and_then(|b| b.starts_at);
-                        Reply { status, by, outcome, retry_after, sale: None, starts_at, error: false, received_ms, rtt }
+                        let challenge = body.and_then(|b| b.challenge);
+                        Reply { status, by, outcome, retry_after, sale: None, starts_at, error: false, received_ms, rtt, challenge }
                     }
                     Kind::Status => {
                         let sale: Option<SaleStatus> = if status == 200 { a.json().ok() } else { None };
-                        Reply { status, by, outcome: None, retry_after: header_retry, sale, starts_at: None, error: false, received_ms, rtt }
+                        Reply { status, by, outcome: None, retry_after: header_retry, sale, starts_at: None, error: false, received_ms, rtt, challenge: None }
                     }
                 }
             }
@@ -520,6 +554,8 @@ pub async fn run(plan: CrowdPlan) -> Result<CrowdResult, CrowdError> {
         timeout,
         run_id: plan.run_id.clone(),
         populations: s.populations.clone(),
+        proofs: Mutex::new(HashMap::new()),
+        solves: s.populations.iter().map(|_| (AtomicU64::new(0), AtomicU64::new(0))).collect(),
     });
     let start = ctx.at(plan.starts_at_ms);
     let bar = crate::progress::Progress::start(plan.progress, recorder.clone(), s.limits.max_requests, start);
@@ -555,5 +591,6 @@ pub async fn run(plan: CrowdPlan) -> Result<CrowdResult, CrowdError> {
     } else {
         Stop::Finished
     };
-    Ok(CrowdResult { tally: recorder.snapshot(), started_epoch_ms: epoch0, start_offset: start.saturating_duration_since(t0), wall, stop })
+    let solves = ctx.solves.iter().map(|(n, us)| (n.load(Ordering::Relaxed), Duration::from_micros(us.load(Ordering::Relaxed)))).collect();
+    Ok(CrowdResult { tally: recorder.snapshot(), started_epoch_ms: epoch0, start_offset: start.saturating_duration_since(t0), wall, stop, solves })
 }

@@ -246,10 +246,14 @@ impl Probe {
         serde_json::from_str(&text).map_err(|e| ProbeError::Parse { what: "the sale's admin figures".into(), reason: e.to_string() })
     }
 
-    /// Create (or reset) the sale: `stock` units from `starts_at` to `ends_at` (Unix ms).
-    pub async fn create_sale(&self, stock: u64, starts_at: u64, ends_at: u64) -> Result<SaleFigures, ProbeError> {
+    /// Create (or reset) the sale: `stock` units from `starts_at` to `ends_at` (Unix ms);
+    /// `challenge_bits` > 0: every buy from the start needs a solved challenge.
+    pub async fn create_sale(&self, stock: u64, starts_at: u64, ends_at: u64, challenge_bits: u32) -> Result<SaleFigures, ProbeError> {
         let auth = self.auth();
-        let body = serde_json::json!({"stock": stock, "starts_at": starts_at, "ends_at": ends_at, "per_user_limit": 1, "pay_within_s": 900});
+        let mut body = serde_json::json!({"stock": stock, "starts_at": starts_at, "ends_at": ends_at, "per_user_limit": 1, "pay_within_s": 900});
+        if challenge_bits > 0 {
+            body["challenge_bits"] = challenge_bits.into();
+        }
         let a = self.http.put_json(&format!("{}/admin/sales/{}", self.origin(), self.sku), &[("authorization", &auth)], &body).await?;
         if a.status != 200 {
             return Err(ProbeError::Status { what: "PUT /admin/sales".into(), status: a.status.as_u16(), body: a.text() });

@@ -96,6 +96,12 @@ pub struct PopulationRow {
     pub share_of_units: f64,
     /// Its buy answers: `<who>:<answer>` → count (e.g. `edge:throttled`).
     pub buy_answers: BTreeMap<String, u64>,
+    /// Its win share per uid over the honest shoppers' (1.0: no advantage; `None` when honest
+    /// shoppers won nothing).
+    pub to_honest: Option<f64>,
+    /// Challenges it solved, and the mean time one took (ms, native).
+    pub solves: u64,
+    pub solve_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -292,6 +298,9 @@ impl Report {
                     .filter(|((pi, k, _, _), _)| *pi == i && *k == Kind::Buy)
                     .map(|((_, _, b, l), n)| (format!("{}:{}", b.as_str(), l.as_str()), *n))
                     .collect(),
+                to_honest: None,
+                solves: crowd.solves.get(i).map_or(0, |(n, _)| *n),
+                solve_ms: crowd.solves.get(i).filter(|(n, _)| *n > 0).map(|(n, d)| d.as_secs_f64() * 1000.0 / *n as f64),
             });
         }
         let share = |f: &dyn Fn(&PopulationRow) -> bool| {
@@ -303,6 +312,9 @@ impl Report {
         let humans = share(&|p| !p.bot);
         let bot_to_honest_ratio = bots.zip(honest).and_then(|(b, h)| ratio(b, h));
         let bot_to_human_ratio = bots.zip(humans).and_then(|(b, h)| ratio(b, h));
+        for p in &mut populations {
+            p.to_honest = honest.and_then(|h| ratio(p.win_share_per_uid, h));
+        }
 
         // Latency per answer.
         let mut latency = Vec::new();
@@ -397,6 +409,14 @@ impl Report {
             goal: "<= 1.00".into(),
             met: self.bot_to_honest_ratio.is_some_and(|r| r <= 1.0) || (self.bot_to_honest_ratio.is_none() && self.populations.iter().all(|p| !p.bot || p.winners == 0)),
         });
+        for p in self.populations.iter().filter(|p| p.kind != "honest") {
+            v.push(TargetRow {
+                name: format!("{} / honest win share per uid", p.name),
+                value: p.to_honest.map_or_else(|| if p.winners > 0 { "inf (honest won none)".into() } else { "n/a".into() }, |r| format!("{r:.2}")),
+                goal: "<= 1.00".into(),
+                met: p.to_honest.map_or(p.winners == 0, |r| r <= 1.0),
+            });
+        }
         v.push(TargetRow { name: "cross-checks with the stack".into(), value: format!("{}/{}", self.checks.iter().filter(|c| c.ok).count(), self.checks.len()), goal: "all agree".into(), met: self.checks.iter().all(|c| c.ok) });
         v
     }
@@ -478,6 +498,19 @@ impl Report {
         v.push(format!("first won {}, last won {}, first sold_out {} (from the sale's start)", at(self.first_won_ms), at(self.last_won_ms), at(self.first_sold_out_ms)));
         if let (Some(b), Some(h)) = (self.bot_to_honest_ratio, self.bot_to_human_ratio) {
             v.push(format!("bot uids won {b:.2}x the share per uid of honest shoppers ({h:.2}x that of all human uids)"));
+        }
+        let per: Vec<String> = self
+            .populations
+            .iter()
+            .filter(|p| p.kind != "honest")
+            .map(|p| format!("{} {}", p.name, p.to_honest.map_or_else(|| "n/a".into(), |r| format!("{r:.2}x"))))
+            .collect();
+        if !per.is_empty() {
+            v.push(format!("win share per uid against honest shoppers', per population: {}", per.join(", ")));
+        }
+        let solved: Vec<String> = self.populations.iter().filter(|p| p.solves > 0).map(|p| format!("{} {} ({:.1} ms each)", p.name, p.solves, p.solve_ms.unwrap_or(0.0))).collect();
+        if !solved.is_empty() {
+            v.push(format!("challenges solved: {}", solved.join(", ")));
         }
         v
     }

@@ -51,6 +51,10 @@ pub struct SaleSpec {
     pub starts_in_ms: u64,
     /// The sale window after the start.
     pub open_for_ms: u64,
+    /// The sale's proof-of-work challenge, in bits (0 or absent: none). Every simulated shopper
+    /// and bot solves it natively when asked (the page does it in Wasm).
+    #[serde(default)]
+    pub challenge_bits: u32,
 }
 
 /// Bounds of a run: it stops by itself at whichever comes first.

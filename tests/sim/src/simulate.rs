@@ -93,7 +93,7 @@ pub async fn simulate(opts: Options) -> Result<Report, SimError> {
     };
     let starts_at = if opts.create_sale {
         let starts_at = seckill_stack::now_ms() + s.sale.starts_in_ms;
-        probe.create_sale(s.sale.stock, starts_at, starts_at + s.sale.open_for_ms).await?;
+        probe.create_sale(s.sale.stock, starts_at, starts_at + s.sale.open_for_ms, s.sale.challenge_bits).await?;
         starts_at
     } else {
         probe.figures().await?.starts_at
