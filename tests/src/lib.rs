@@ -14,6 +14,7 @@
 //! - [`bench_edge`]: `seckill-bench edge` (throughput ratios and the 1,000,000-uid memory run).
 //! - [`bench_cluster`]: `seckill-bench cluster` (standalone vs cluster vs the `won` rule; one hot sku).
 
+pub mod bench_challenge;
 pub mod bench_cluster;
 pub mod bench_edge;
 pub mod crowd;

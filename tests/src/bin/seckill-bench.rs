@@ -7,7 +7,9 @@
 //!   same Redis; and the origin with `appendfsync always` against `everysec`.
 //! - `edge`: requests/s through one Envoy without a filter, with the native per-uid
 //!   `local_ratelimit`, and with the seckill filter (passing and throttling), as ratios; then the
-//!   memory of 1,000,000 distinct uids against the filter's bound (`seckill_tests::bench_edge`).
+//!   memory of 1,000,000 distinct uids against the filter's bound (`seckill_tests::bench_edge`);
+//!   and the challenge's check at the edge against the ticket check, and its solve times
+//!   (`seckill_tests::bench_challenge`; `edge-challenge` runs that part alone).
 //!   `edge-throughput` and `edge-memory` run one part; `edge-memory-10m` runs the memory part with
 //!   10,000,000 uids and a reading every million (`target/bench/edge-memory-10m.json`).
 //! - `cluster`: commits/s of a 1,000-sku sale on a standalone Redis, the 3-master cluster, and the
@@ -167,6 +169,7 @@ async fn bench_edge(throughput: bool, memory: bool) -> anyhow::Result<()> {
     let mut r = serde_json::Map::new();
     if throughput {
         r.insert("throughput".into(), seckill_tests::bench_edge::throughput().await?);
+        r.insert("challenge".into(), tokio::task::spawn_blocking(seckill_tests::bench_challenge::run).await?);
     }
     if memory {
         use seckill_tests::bench_edge::{MEMORY_CHECKPOINT_EVERY, MEMORY_UIDS};
@@ -207,6 +210,13 @@ async fn main() -> std::process::ExitCode {
         "edge-throughput" => bench_edge(true, false).await,
         "edge-memory" => bench_edge(false, true).await,
         "edge-memory-10m" => bench_edge_memory_10m().await,
+        "edge-challenge" => match tokio::task::spawn_blocking(seckill_tests::bench_challenge::run).await {
+            Ok(r) => {
+                write_result("edge-challenge", &r);
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        },
         "cluster" => seckill_tests::bench_cluster::run().await.map(|r| write_result("cluster", &r)),
         "soak" => soak(std::env::args().nth(2)).await,
         "all" => match bench_origin().await {
@@ -217,7 +227,7 @@ async fn main() -> std::process::ExitCode {
             eprintln!("the crowd simulator is not built yet (issue: flash-sale simulator)");
             Ok(())
         }
-        other => Err(anyhow::anyhow!("unknown benchmark `{other}`: expected origin, edge, edge-throughput, edge-memory, edge-memory-10m, cluster, soak or all")),
+        other => Err(anyhow::anyhow!("unknown benchmark `{other}`: expected origin, edge, edge-throughput, edge-memory, edge-memory-10m, edge-challenge, cluster, soak or all")),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
