@@ -46,14 +46,14 @@ struct Buy<'a> {
 }
 
 impl Edge {
-    /// Steps 2 to 7 for a verified uid and a well-formed sku. `turn`: a held buy decided again
-    /// (its proof was checked when it was held); else `proof` is the request's `seckill-proof`.
+    /// Steps 2 to 7 for a verified uid and a well-formed sku, with the request's `seckill-proof`.
+    /// `turn`: a held buy decided again at its turn.
     pub(crate) fn decide_buy<H: Host + ?Sized>(&self, host: &H, sku: &str, uid: String, now: u64, turn: Option<&Held>, proof: Option<&str>) -> Decision {
         let known = match self.sale_state(host, sku, now) {
             Ok(known) => known,
             Err(answered) => return answered,
         };
-        if let (Some(flags), None) = (known.as_ref(), turn) {
+        if let Some(flags) = known.as_ref() {
             if let Err(answered) = self.challenge(host, flags, &uid, proof, now) {
                 return answered;
             }
@@ -70,7 +70,7 @@ impl Edge {
             slot,
         };
         let verdict = self.slot_verdict(host, &buy);
-        self.answer(host, buy, verdict, turn)
+        self.answer(host, buy, verdict, turn, proof)
     }
 
     /// Step 2, the sale state from the flags: `Err` is the edge's answer (unknown sku, not
@@ -101,7 +101,9 @@ impl Edge {
 
     /// Step 2's second half, from the sale's start: when the sale asks for a challenge, the
     /// uid's solution to it (`Err`: `428 challenge` with the challenge to solve; nothing is
-    /// recorded, so solving it and asking again is a first buy).
+    /// recorded, so solving it and asking again is a first buy). A buy held by the start lottery
+    /// from the start grace is asked at its turn (its window ends there, so the solved buy that
+    /// follows passes at once).
     fn challenge<H: Host + ?Sized>(&self, host: &H, flags: &SaleFlags, uid: &str, proof: Option<&str>, now: u64) -> Result<(), Decision> {
         let Some(bits) = flags.challenge().filter(|_| now >= flags.starts_at) else { return Ok(()) };
         match self.challenges.check(uid, &flags.sku, flags.starts_at, bits, proof) {
@@ -196,7 +198,7 @@ impl Edge {
     }
 
     /// Step 7: turn the verdict into the edge's answer, a hold, or the pass to the origin.
-    fn answer<H: Host + ?Sized>(&self, host: &H, buy: Buy<'_>, verdict: Result<Verdict, Counter>, turn: Option<&Held>) -> Decision {
+    fn answer<H: Host + ?Sized>(&self, host: &H, buy: Buy<'_>, verdict: Result<Verdict, Counter>, turn: Option<&Held>, proof: Option<&str>) -> Decision {
         let sku = buy.sku;
         match verdict {
             Ok(Verdict::Dedup(seq)) => {
@@ -210,7 +212,7 @@ impl Edge {
                 if self.cfg.hold_at_edge {
                     // The request waits at the edge for its turn (no reaction time involved).
                     let give_up_ms = at.saturating_add(AT_CAPACITY_RETRY_MS);
-                    return Decision::Hold(Held { turn_ms: at, give_up_ms, sku: sku.to_owned(), uid: buy.uid });
+                    return Decision::Hold(Held { turn_ms: at, give_up_ms, sku: sku.to_owned(), uid: buy.uid, proof: proof.map(str::to_owned) });
                 }
                 self.edge_answer(host, Reason::Throttled, &BuyAnswer::throttled(at.saturating_sub(buy.now).max(1)))
             }

@@ -89,6 +89,9 @@ pub struct Held {
     pub give_up_ms: u64,
     pub sku: String,
     pub uid: String,
+    /// The request's `seckill-proof`, checked again at its turn (a buy held in the start grace,
+    /// before the sale's challenge was asked, is asked for it then).
+    pub proof: Option<String>,
 }
 
 /// How soon a held buy that found the budget full is looked at again.
@@ -273,7 +276,7 @@ impl Edge {
     /// on [`Decision::Hold`]): decided again as a buy at `now`, with the sale's current flags and
     /// budget. Still at capacity before `give_up_ms`: held again, briefly.
     pub fn on_turn<H: Host + ?Sized>(&self, host: &H, held: &Held, now: u64) -> Decision {
-        self.decide_buy(host, &held.sku, held.uid.clone(), now, Some(held), None)
+        self.decide_buy(host, &held.sku, held.uid.clone(), now, Some(held), held.proof.as_deref())
     }
 
     /// Learn from the origin's answer to a buy that was passed on: the `x-seckill-outcome` and

@@ -859,3 +859,27 @@ fn a_sale_without_a_challenge_ignores_proofs() {
     w.at(START);
     assert!(is_pass(&buy_with_proof(&w, "alice", "tv", None)), "0 bits: no challenge");
 }
+
+#[test]
+fn a_buy_held_from_the_start_grace_is_asked_for_the_challenge_at_its_turn() {
+    let mut s = sale("phone", false, 1);
+    s.challenge_bits = Some(8);
+    let w = World::with_feed(r#","start_lottery_ms":1000,"start_grace_ms":500"#, vec![s]);
+    // A click 100 ms before the start, inside the grace: no challenge yet (nothing can be solved
+    // before the start), held by the lottery.
+    w.at(START - 100);
+    let Decision::Hold(h) = buy_with_proof(&w, "alice", "phone", None) else { panic!("held") };
+    assert_eq!(h.proof, None);
+    // At its turn: asked for the challenge, nothing passed.
+    let (status, a) = reply_of(&w.edge.on_turn(&w.host, &h, h.turn_ms));
+    assert_eq!((status, a.outcome), (428, Outcome::Challenge));
+    // Its window ended at its turn: the solved buy passes at once.
+    w.at(h.turn_ms + 5);
+    assert!(is_pass(&buy_with_proof(&w, "alice", "phone", Some(&solve_for("ek", "alice", "phone", 8)))));
+    // A held buy that brought its proof keeps it to its turn.
+    w.at(START + 10);
+    let bobs = solve_for("ek", "bob", "phone", 8);
+    let Decision::Hold(h) = buy_with_proof(&w, "bob", "phone", Some(&bobs)) else { panic!("held") };
+    assert_eq!(h.proof.as_deref(), Some(bobs.as_str()));
+    assert!(is_pass(&w.edge.on_turn(&w.host, &h, h.turn_ms)));
+}
