@@ -251,10 +251,6 @@ pub struct Store {
     admin_timeout: Duration,
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
-
 fn parse_u64(v: &Option<String>) -> u64 {
     v.as_deref().and_then(|s| s.parse().ok()).unwrap_or(0)
 }
@@ -347,7 +343,7 @@ impl Store {
     /// confirm is withdrawn and this returns [`StoreError::NotReplicated`] (answered `busy`).
     pub async fn buy(&self, sku: &str, uid: &str) -> Result<BuyResult, StoreError> {
         let k = SkuKeys::new(sku);
-        let fence = now_ms() + self.timeout.as_millis() as u64;
+        let fence = crate::now_ms() + self.timeout.as_millis() as u64;
         let mut inv = self.scripts.buy.prepare_invoke();
         inv.key(&k.sale).key(&k.orders).key(&k.held).key(&k.history).key(&k.pending).arg(sku).arg(uid).arg(fence);
         let bound = self.timeout + self.reply_grace;
@@ -502,7 +498,7 @@ impl Store {
             buyers,
             sold_out_flag: flag,
             sold_out_manual: manual,
-            state: state_at(now_ms(), starts_at, ends_at, flag),
+            state: state_at(crate::now_ms(), starts_at, ends_at, flag),
             starts_at,
             ends_at,
             per_user_limit: parse_u64(&g(8)) as u32,
