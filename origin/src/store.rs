@@ -23,6 +23,9 @@ use seckill_core::sale::{state_at, SaleState};
 
 use crate::redis_conn::{ConnTimeouts, RedisConn, RedisTarget};
 
+/// The order wire types, defined once in `seckill-core` (the page reads them too).
+pub use seckill_core::order::{sku_of_order, OrderState, OrderView};
+
 /// Set of every sku that has a sale: one key (one slot in a cluster), read only by the flags
 /// refresher and the SRE listing, never on a shopper's path (those take the skus from the snapshot).
 const SALES_KEY: &str = "sk:sales";
@@ -166,25 +169,6 @@ pub struct SaleFigures {
     pub pay_within_s: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OrderState {
-    Pending,
-    Paid,
-    Expired,
-}
-
-/// One order as `GET /api/orders/mine` lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OrderView {
-    pub order_id: String,
-    pub sku: String,
-    pub state: OrderState,
-    pub created_at: u64,
-    /// Unix ms by which a pending order must be paid.
-    pub pay_by: u64,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PayResult {
     Paid,
@@ -197,13 +181,6 @@ pub enum PayResult {
 pub struct SaleRecord {
     pub flags: SaleFlags,
     pub version: u64,
-}
-
-/// Split an order id `<sku>.<seq>` into its sku; `None` if it is not one of ours.
-pub fn sku_of_order(order_id: &str) -> Option<&str> {
-    let (sku, seq) = order_id.rsplit_once('.')?;
-    (seckill_core::is_valid_id(sku) && !seq.is_empty() && seq.len() <= 20 && seq.bytes().all(|b| b.is_ascii_digit()))
-        .then_some(sku)
 }
 
 /// The buy script's reply as a [`BuyResult`].
@@ -630,7 +607,7 @@ impl Store {
                     sku: sku.clone(),
                     state,
                     created_at: created.parse().unwrap_or(0),
-                    pay_by: deadline.parse().unwrap_or(0),
+                    pay_by: Some(deadline.parse().unwrap_or(0)),
                 });
             }
         }

@@ -57,7 +57,7 @@ pub const SKU_SOLD_OUT: &str = "soak-sold-out";
 /// The sale every uid of the pool won once during priming (stock far above the pool).
 pub const SKU_WON_ONCE: &str = "soak-won-once";
 
-const ADMIN: &str = "Bearer dev-admin-token";
+const ADMIN: &str = seckill_core::demo::ADMIN_AUTHORIZATION;
 
 /// How long and how hard.
 #[derive(Debug, Clone)]

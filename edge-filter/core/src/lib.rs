@@ -11,11 +11,17 @@
 //! - [`feed`]: the flags feed the origin serves and the edge polls.
 //! - [`throttle`]: the one-request-per-window rule shared by the edge and the page.
 //! - [`headers`]: names of the `x-seckill-*` headers exchanged between edge and origin.
+//! - [`order`]: the order id `<sku>.<n>`, an order's state, the my-orders and pay answers.
+//! - [`session`]: the demo login's request and answer.
+//! - [`demo`]: the demo stack's secrets.
 
+pub mod demo;
 pub mod feed;
 pub mod headers;
+pub mod order;
 pub mod outcome;
 pub mod sale;
+pub mod session;
 pub mod throttle;
 pub mod ticket;
 

@@ -6,8 +6,8 @@ use std::time::Instant;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CACHE_CONTROL};
 use hyper::{Request, Response, StatusCode};
-use serde::{Deserialize, Serialize};
-
+use seckill_core::order::{MyOrders, OrderState, PayAnswer};
+use seckill_core::session::{SessionAnswer, SessionRequest};
 use seckill_core::{is_valid_id, ticket, BuyAnswer, Outcome, SaleStatus};
 
 use super::request::{edge_uid, json_body, read_body, BodyError};
@@ -118,12 +118,6 @@ fn unauthorized(app: &App, route: &'static str, why: &str) -> Response<Body> {
     json_response(StatusCode::UNAUTHORIZED, &BuyAnswer::with_error(Outcome::Unauthorized, why))
 }
 
-#[derive(Serialize)]
-struct MyOrders {
-    uid: String,
-    orders: Vec<crate::store::OrderView>,
-}
-
 /// `GET /api/orders/mine`.
 pub(super) async fn my_orders(app: &App, req: Request<Incoming>) -> Response<Body> {
     let uid = match edge_uid(app, &req) {
@@ -144,14 +138,6 @@ pub(super) async fn my_orders(app: &App, req: Request<Incoming>) -> Response<Bod
     }
 }
 
-#[derive(Serialize)]
-struct PayAnswer<'a> {
-    order_id: &'a str,
-    state: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<&'static str>,
-}
-
 /// `POST /api/orders/{order_id}/pay`.
 pub(super) async fn pay(app: &App, req: Request<Incoming>, order_id: &str) -> Response<Body> {
     let uid = match edge_uid(app, &req) {
@@ -161,11 +147,12 @@ pub(super) async fn pay(app: &App, req: Request<Incoming>, order_id: &str) -> Re
     match app.store.pay(order_id, &uid).await {
         Ok(PayResult::Paid) => {
             app.metrics.count("pay", "paid");
-            json_response(StatusCode::OK, &PayAnswer { order_id, state: "paid", error: None })
+            json_response(StatusCode::OK, &PayAnswer { order_id: order_id.to_owned(), state: OrderState::Paid, error: None })
         }
         Ok(PayResult::Expired) => {
             app.metrics.count("pay", "expired");
-            json_response(StatusCode::CONFLICT, &PayAnswer { order_id, state: "expired", error: Some("the payment window closed; the unit went back on sale") })
+            let why = "the payment window closed; the unit went back on sale";
+            json_response(StatusCode::CONFLICT, &PayAnswer { order_id: order_id.to_owned(), state: OrderState::Expired, error: Some(why.into()) })
         }
         Ok(PayResult::NotFound) => {
             app.metrics.count("pay", "not_found");
@@ -177,20 +164,6 @@ pub(super) async fn pay(app: &App, req: Request<Incoming>, order_id: &str) -> Re
             busy(app)
         }
     }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SessionRequest {
-    uid: String,
-}
-
-#[derive(Serialize)]
-struct SessionAnswer {
-    uid: String,
-    ticket: String,
-    /// Unix ms.
-    expires_at: u64,
 }
 
 /// `POST /api/session` (demo login only): a ticket for any valid uid.

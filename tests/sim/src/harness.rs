@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use seckill_origin::settings::{DEV_ADMIN_TOKEN, DEV_EDGE_KEY, DEV_TICKET_SECRET};
+use seckill_core::demo;
 use seckill_stack::envoy_proc::{dev_filter_config, EdgeSettings, EnvoyProc};
 use seckill_stack::net::{free_port, http_get};
 use seckill_stack::origin_proc::OriginProc;
@@ -135,7 +135,7 @@ pub fn filter_wasm() -> Result<PathBuf, HarnessError> {
 }
 
 fn wait_ready(origin: SocketAddr) -> bool {
-    let auth = format!("Bearer {DEV_ADMIN_TOKEN}");
+    let auth = demo::ADMIN_AUTHORIZATION.to_owned();
     (0..200).any(|_| {
         let ok = matches!(http_get(origin, "/readyz", &[("authorization", &auth)], Duration::from_secs(1)), Some((200, _)));
         if !ok {
@@ -174,7 +174,7 @@ impl Stack {
                 admin_port: free_port(),
                 origins: vec![origin_addr],
                 filter_wasm: filter_wasm()?,
-                filter_config: dev_filter_config(DEV_TICKET_SECRET, DEV_EDGE_KEY, filter_extra),
+                filter_config: dev_filter_config(demo::TICKET_SECRET, demo::EDGE_KEY, filter_extra),
                 site_dir: paths::workspace().join("static-site/public"),
             };
             Some(EnvoyProc::start(&bin, &settings, &dir, 2).map_err(HarnessError::Edge)?)

@@ -30,7 +30,7 @@ use seckill_tests::redis_proc::{Fsync, RedisProc};
 
 const CONNECTIONS: usize = 64;
 const SECONDS: u64 = 4;
-const ADMIN: &str = "Bearer dev-admin-token";
+const ADMIN: &str = seckill_core::demo::ADMIN_AUTHORIZATION;
 
 fn write_result(name: &str, value: &serde_json::Value) {
     let dir = paths::target_dir().join("bench");
@@ -65,7 +65,7 @@ async fn origin_rate(origin: &str, sku: &str, round: usize) -> anyhow::Result<f6
             while Instant::now() < deadline {
                 let uid = format!("r{round}c{c}n{i}");
                 i += 1;
-                match http.send(hyper::Method::POST, &url, &[("x-seckill-edge-key", "dev-edge-key"), ("x-seckill-uid", &uid)], "").await {
+                match http.send(hyper::Method::POST, &url, &[("x-seckill-edge-key", seckill_core::demo::EDGE_KEY), ("x-seckill-uid", &uid)], "").await {
                     Ok(a) if a.status == 201 => won.fetch_add(1, Ordering::Relaxed),
                     _ => other.fetch_add(1, Ordering::Relaxed),
                 };

@@ -79,11 +79,11 @@ enum Cmd {
         /// Also fail when a demo target is missed.
         #[arg(long)]
         strict: bool,
-        #[arg(long, env = "SECKILL_TICKET_SECRET", default_value = "dev-ticket-secret", hide_env_values = true)]
+        #[arg(long, env = "SECKILL_TICKET_SECRET", default_value = seckill_core::demo::TICKET_SECRET, hide_env_values = true)]
         ticket_secret: String,
-        #[arg(long, env = "SECKILL_ADMIN_TOKEN", default_value = "dev-admin-token", hide_env_values = true)]
+        #[arg(long, env = "SECKILL_ADMIN_TOKEN", default_value = seckill_core::demo::ADMIN_TOKEN, hide_env_values = true)]
         admin_token: String,
-        #[arg(long, env = "SECKILL_EDGE_KEY", default_value = "dev-edge-key", hide_env_values = true)]
+        #[arg(long, env = "SECKILL_EDGE_KEY", default_value = seckill_core::demo::EDGE_KEY, hide_env_values = true)]
         edge_key: String,
     },
     /// The end-to-end benchmark: the same crowd through the edge and straight at the origin, each
