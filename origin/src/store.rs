@@ -228,8 +228,32 @@ pub struct Store {
     admin_timeout: Duration,
 }
 
-fn parse_u64(v: &Option<String>) -> u64 {
-    v.as_deref().and_then(|s| s.parse().ok()).unwrap_or(0)
+/// The sale hash's fields [`Store::figures`] reads.
+const FIGURE_FIELDS: [&str; 10] =
+    ["stock_total", "stock_left", "sold", "paid", "flag_manual", "flag_auto", "starts_at", "ends_at", "per_user_limit", "pay_within_s"];
+/// The sale hash's fields [`Store::sale_records`] reads.
+const RECORD_FIELDS: [&str; 8] = ["starts_at", "ends_at", "flag_manual", "flag_auto", "per_user_limit", "version", "seq", "stock_left"];
+
+/// One HMGET's answer, read by field name rather than by position.
+struct Fields<'a> {
+    names: &'a [&'a str],
+    values: Vec<Option<String>>,
+}
+
+impl Fields<'_> {
+    /// The value of `name` (`None` if absent or not asked for).
+    fn get(&self, name: &str) -> Option<&str> {
+        let i = self.names.iter().position(|n| *n == name)?;
+        self.values.get(i)?.as_deref()
+    }
+    /// `name` as a number, 0 when absent or not one.
+    fn u64(&self, name: &str) -> u64 {
+        self.get(name).and_then(|s| s.parse().ok()).unwrap_or(0)
+    }
+    /// Whether the flag `name` is raised (`"1"`).
+    fn is_set(&self, name: &str) -> bool {
+        self.get(name) == Some("1")
+    }
 }
 
 impl Store {
@@ -447,39 +471,39 @@ impl Store {
     pub async fn figures(&self, sku: &str) -> Result<Option<SaleFigures>, StoreError> {
         let k = SkuKeys::new(sku);
         let mut c = self.conn.clone();
-        let (v, buyers): (Vec<Option<String>>, u64) = self
+        let (values, buyers): (Vec<Option<String>>, u64) = self
             .bounded(
                 self.timeout,
                 redis::pipe()
                     .cmd("HMGET")
                     .arg(&k.sale)
-                    .arg(&["stock_total", "stock_left", "sold", "paid", "flag_manual", "flag_auto", "starts_at", "ends_at", "per_user_limit", "pay_within_s"])
+                    .arg(&FIGURE_FIELDS)
                     .cmd("HLEN")
                     .arg(&k.held)
                     .query_async(&mut c),
             )
             .await?;
-        if v.first().map(Option::is_none).unwrap_or(true) {
+        let f = Fields { names: &FIGURE_FIELDS, values };
+        if f.get("stock_total").is_none() {
             return Ok(None);
         }
-        let g = |i: usize| v.get(i).cloned().flatten();
-        let manual = g(4).as_deref() == Some("1");
-        let flag = manual || g(5).as_deref() == Some("1");
-        let (starts_at, ends_at) = (parse_u64(&g(6)), parse_u64(&g(7)));
+        let manual = f.is_set("flag_manual");
+        let flag = manual || f.is_set("flag_auto");
+        let (starts_at, ends_at) = (f.u64("starts_at"), f.u64("ends_at"));
         Ok(Some(SaleFigures {
             sku: sku.to_owned(),
-            stock_total: parse_u64(&g(0)),
-            stock_left: parse_u64(&g(1)),
-            sold: parse_u64(&g(2)),
-            paid: parse_u64(&g(3)),
+            stock_total: f.u64("stock_total"),
+            stock_left: f.u64("stock_left"),
+            sold: f.u64("sold"),
+            paid: f.u64("paid"),
             buyers,
             sold_out_flag: flag,
             sold_out_manual: manual,
             state: state_at(crate::now_ms(), starts_at, ends_at, flag),
             starts_at,
             ends_at,
-            per_user_limit: parse_u64(&g(8)) as u32,
-            pay_within_s: parse_u64(&g(9)),
+            per_user_limit: f.u64("per_user_limit") as u32,
+            pay_within_s: f.u64("pay_within_s"),
         }))
     }
 
@@ -500,7 +524,7 @@ impl Store {
             .iter()
             .map(|sku| {
                 let mut c = redis::cmd("HMGET");
-                c.arg(SkuKeys::new(sku).sale).arg(&["starts_at", "ends_at", "flag_manual", "flag_auto", "per_user_limit", "version", "seq", "stock_left"]);
+                c.arg(SkuKeys::new(sku).sale).arg(&RECORD_FIELDS);
                 c
             })
             .collect();
@@ -508,22 +532,20 @@ impl Store {
         Ok(skus
             .iter()
             .zip(rows)
-            .filter(|(_, r)| r.first().map(Option::is_some).unwrap_or(false))
-            .map(|(sku, r)| {
-                let g = |i: usize| r.get(i).cloned().flatten();
-                SaleRecord {
-                    flags: SaleFlags {
-                        sku: sku.clone(),
-                        starts_at: parse_u64(&g(0)),
-                        ends_at: parse_u64(&g(1)),
-                        sold_out: g(2).as_deref() == Some("1") || g(3).as_deref() == Some("1"),
-                        per_user_limit: parse_u64(&g(4)) as u32,
-                        stock_left: g(7).as_deref().and_then(|v| v.parse::<i64>().ok()).map(|n| n.max(0) as u64),
-                    },
-                    // Flag changes bump `version`; every sale bumps `seq` (never reused), so the
-                    // feed's version also moves when stock is taken and the edge re-reads stock_left.
-                    version: parse_u64(&g(5)) + parse_u64(&g(6)),
-                }
+            .map(|(sku, values)| (sku, Fields { names: &RECORD_FIELDS, values }))
+            .filter(|(_, f)| f.get("starts_at").is_some())
+            .map(|(sku, f)| SaleRecord {
+                flags: SaleFlags {
+                    sku: sku.clone(),
+                    starts_at: f.u64("starts_at"),
+                    ends_at: f.u64("ends_at"),
+                    sold_out: f.is_set("flag_manual") || f.is_set("flag_auto"),
+                    per_user_limit: f.u64("per_user_limit") as u32,
+                    stock_left: f.get("stock_left").and_then(|v| v.parse::<i64>().ok()).map(|n| n.max(0) as u64),
+                },
+                // Flag changes bump `version`; every sale bumps `seq` (never reused), so the
+                // feed's version also moves when stock is taken and the edge re-reads stock_left.
+                version: f.u64("version") + f.u64("seq"),
             })
             .collect())
     }
