@@ -86,7 +86,7 @@ fn orders_in_redis(stack: &Stack, sku: &str) -> HashMap<String, String> {
 }
 
 async fn start(name: &'static str, edge: bool) -> Stack {
-    tokio::task::spawn_blocking(move || Stack::start(name, OriginKind::InProcess, edge, &[])).await.expect("join").expect("stack starts")
+    tokio::task::spawn_blocking(move || Stack::start(name, OriginKind::InProcess, edge)).await.expect("join").expect("stack starts")
 }
 
 async fn run(stack: &Stack, mode: Mode, scenario: Scenario) -> Report {

@@ -149,7 +149,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<bool> {
                 s.limits.max_duration_ms / 1000
             );
             let (stack, addresses, secrets) = if own_stack {
-                let stack = tokio::task::spawn_blocking(move || Stack::start("sim-run", OriginKind::Auto, mode == Mode::Edge, &[])).await??;
+                let stack = tokio::task::spawn_blocking(move || Stack::start("sim-run", OriginKind::Auto, mode == Mode::Edge)).await??;
                 eprintln!("seckill-sim: own stack on free ports (logs in {})", stack.dir().display());
                 let a = Addresses { edge: stack.edge_url(), origin: stack.origin_url(), envoy_admin: stack.envoy_admin_url() };
                 (Some(stack), a, Secrets::default())
