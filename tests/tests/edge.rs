@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use seckill_core::demo;
-use seckill_tests::edge_bench::{self, slots_bound_bytes, BenchEnvoy, FeedServer};
+use seckill_tests::bench::envoy::{self as bench_envoy, slots_bound_bytes, BenchEnvoy, FeedServer};
 use seckill_tests::edge_rig::{envoy_bin, filter_wasm, http, ticket, ticket_with, EdgeRig, Resp, PAGE_MARKER};
 use seckill_tests::rig::SaleSpec;
 
@@ -387,7 +387,7 @@ fn envoy_validates_the_stack_config_and_refuses_a_bad_filter_config() {
         assert!(out.contains(&format!("field `{field}`")), "the refusal names `{field}`:\n{out}");
     }
     // The benchmark's config (every variant) is valid too.
-    let bench = edge_bench::render(&wasm, &dev_filter_config(demo::TICKET_SECRET, demo::EDGE_KEY, &[]), std::net::SocketAddr::from(([127, 0, 0, 1], 1))).expect("render bench");
+    let bench = bench_envoy::render(&wasm, &dev_filter_config(demo::TICKET_SECRET, demo::EDGE_KEY, &[]), std::net::SocketAddr::from(([127, 0, 0, 1], 1))).expect("render bench");
     let (ok, out) = validate(&bin, &bench.yaml, &dir, "bench.yaml");
     assert!(ok, "envoy/bench.yaml.tmpl must validate:\n{out}");
 }
@@ -401,9 +401,9 @@ fn the_benchmark_reference_filter_answers_in_each_mode() {
     let feed = rt.block_on(FeedServer::start()).expect("feed");
     let config = seckill_stack::envoy_proc::dev_filter_config(demo::TICKET_SECRET, demo::EDGE_KEY, &[]);
     let envoy = BenchEnvoy::start(&envoy_bin().expect("envoy"), &filter_wasm().expect("wasm"), &config, feed.addr, "reference").expect("bench envoy");
-    for mode in edge_bench::REFERENCE_MODES {
+    for mode in bench_envoy::REFERENCE_MODES {
         let addr = envoy.reference(mode).expect("a listener per mode");
-        let r = http(addr, "POST", &format!("/api/sales/{}/orders", edge_bench::SKU), &[("authorization", &ticket("ref1"))], "").expect("answer");
+        let r = http(addr, "POST", &format!("/api/sales/{}/orders", bench_envoy::SKU), &[("authorization", &ticket("ref1"))], "").expect("answer");
         if mode == "refuse_calls" {
             expect(&r, 429, "throttled", "edge");
             assert_eq!(r.header("retry-after"), Some("5"), "{r:?}");
@@ -428,7 +428,7 @@ fn memory_stays_within_the_stated_bound_for_200k_distinct_uids() {
     let envoy = BenchEnvoy::start(&envoy_bin().expect("envoy"), &filter_wasm().expect("wasm"), &config, feed.addr, "memory-200k").expect("bench envoy");
     assert!(envoy.wait_for_feed(Duration::from_secs(20)), "feed");
     let send = |prefix: &str, count: u64| {
-        let r = rt.block_on(seckill_tests::bench_edge::fresh_uids(envoy.filter, prefix, 0, count, 32, Duration::from_secs(120)));
+        let r = rt.block_on(seckill_tests::bench::edge::fresh_uids(envoy.filter, prefix, 0, count, 32, Duration::from_secs(120)));
         assert_eq!(r.status(200), count, "every fresh uid passes: {:?}, {} connection errors", r.statuses, r.errors);
     };
     send("warm", 5_000);
@@ -444,15 +444,15 @@ fn memory_stays_within_the_stated_bound_for_200k_distinct_uids() {
     let grew = |a: u64, b: u64| b.saturating_sub(a);
     eprintln!(
         "memory, {buckets} buckets x {slots} slots (bound {}): allocated {} -> {} -> {}, heap {} -> {}, RSS {} -> {} -> {}; evictions {evictions}",
-        edge_bench::mib(bound),
-        edge_bench::mib(m0.allocated),
-        edge_bench::mib(m1.allocated),
-        edge_bench::mib(m2.allocated),
-        edge_bench::mib(m0.heap_size),
-        edge_bench::mib(m2.heap_size),
-        edge_bench::mib(m0.rss),
-        edge_bench::mib(m1.rss),
-        edge_bench::mib(m2.rss)
+        bench_envoy::mib(bound),
+        bench_envoy::mib(m0.allocated),
+        bench_envoy::mib(m1.allocated),
+        bench_envoy::mib(m2.allocated),
+        bench_envoy::mib(m0.heap_size),
+        bench_envoy::mib(m2.heap_size),
+        bench_envoy::mib(m0.rss),
+        bench_envoy::mib(m1.rss),
+        bench_envoy::mib(m2.rss)
     );
     assert!(evictions >= 200_000 - 65_536 - 5_000, "the buckets overflowed: {evictions} evictions");
     // Filling every bucket: the heap Envoy uses (tcmalloc `allocated`, where shared data lives)

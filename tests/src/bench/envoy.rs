@@ -22,7 +22,7 @@ use seckill_stack::net::{free_port, http_get};
 use seckill_stack::paths;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::load::request_bytes;
+use crate::bench::load::request_bytes;
 
 pub use seckill_core::demo::{EDGE_KEY, TICKET_SECRET};
 /// The sku every benchmark buy is for.

@@ -23,7 +23,7 @@ use futures::StreamExt;
 use hyper::Method;
 use seckill_origin::client::HttpClient;
 
-use crate::edge_bench::{envoy_bin, filter_wasm, rss_bytes, Memory, TICKET_SECRET};
+use crate::bench::envoy::{envoy_bin, filter_wasm, rss_bytes, Memory, TICKET_SECRET};
 use crate::stack_rig::{StackOptions, StackRig};
 
 /// `cargo xtask soak` without `--minutes`.
