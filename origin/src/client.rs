@@ -91,10 +91,6 @@ impl HttpClient {
         self.send(Method::GET, url, headers, Bytes::new()).await
     }
 
-    pub async fn post_json(&self, url: &str, headers: &[(&str, &str)], body: &serde_json::Value) -> Result<Answer, ClientError> {
-        self.send(Method::POST, url, headers, serde_json::to_vec(body).unwrap_or_default()).await
-    }
-
     pub async fn put_json(&self, url: &str, headers: &[(&str, &str)], body: &serde_json::Value) -> Result<Answer, ClientError> {
         self.send(Method::PUT, url, headers, serde_json::to_vec(body).unwrap_or_default()).await
     }

@@ -10,7 +10,8 @@
 //! - [`redis_conn`]: the connection under the store: one Redis, or a Redis Cluster.
 //! - [`edges`]: how many edges of a fleet share the sales (for their admission budget).
 //! - [`flags`]: the in-memory snapshot behind the edge's flags feed and the public sale status.
-//! - [`server`]: HTTP routing (`match (method, path)`), the shopper, edge and SRE endpoints.
+//! - [`server`]: HTTP routing (`match (method, path)`), the shopper, edge and SRE endpoints, one
+//!   module per concern.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`client`]: a small HTTP client used by `seckillctl`, the tests and the tools.
 //! - [`watch`]: `seckillctl watch`, the SRE's live view of one sale.

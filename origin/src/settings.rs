@@ -5,13 +5,10 @@
 
 use std::time::Duration;
 
+use seckill_core::demo;
+
 use crate::redis_conn::RedisTarget;
 use crate::store::Durability;
-
-/// Well-known secrets of the local demo stack (see CONTRACT.md). Never used without `--dev`.
-pub const DEV_TICKET_SECRET: &str = "dev-ticket-secret";
-pub const DEV_ADMIN_TOKEN: &str = "dev-admin-token";
-pub const DEV_EDGE_KEY: &str = "dev-edge-key";
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -48,9 +45,9 @@ impl Settings {
         Settings {
             redis: RedisTarget::Standalone(redis_url.to_owned()),
             durability: Durability::MASTER_ONLY,
-            ticket_secrets: vec![DEV_TICKET_SECRET.to_owned()],
-            admin_token: DEV_ADMIN_TOKEN.to_owned(),
-            edge_key: DEV_EDGE_KEY.to_owned(),
+            ticket_secrets: vec![demo::TICKET_SECRET.to_owned()],
+            admin_token: demo::ADMIN_TOKEN.to_owned(),
+            edge_key: demo::EDGE_KEY.to_owned(),
             demo_login: true,
             ticket_ttl_s: 3600,
             redis_timeout: Duration::from_millis(300),

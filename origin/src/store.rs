@@ -23,6 +23,9 @@ use seckill_core::sale::{state_at, SaleState};
 
 use crate::redis_conn::{ConnTimeouts, RedisConn, RedisTarget};
 
+/// The order wire types, defined once in `seckill-core` (the page reads them too).
+pub use seckill_core::order::{sku_of_order, OrderState, OrderView};
+
 /// Set of every sku that has a sale: one key (one slot in a cluster), read only by the flags
 /// refresher and the SRE listing, never on a shopper's path (those take the skus from the snapshot).
 const SALES_KEY: &str = "sk:sales";
@@ -187,25 +190,6 @@ pub struct SaleFigures {
     pub challenge_bits: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OrderState {
-    Pending,
-    Paid,
-    Expired,
-}
-
-/// One order as `GET /api/orders/mine` lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OrderView {
-    pub order_id: String,
-    pub sku: String,
-    pub state: OrderState,
-    pub created_at: u64,
-    /// Unix ms by which a pending order must be paid.
-    pub pay_by: u64,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PayResult {
     Paid,
@@ -218,13 +202,6 @@ pub enum PayResult {
 pub struct SaleRecord {
     pub flags: SaleFlags,
     pub version: u64,
-}
-
-/// Split an order id `<sku>.<seq>` into its sku; `None` if it is not one of ours.
-pub fn sku_of_order(order_id: &str) -> Option<&str> {
-    let (sku, seq) = order_id.rsplit_once('.')?;
-    (seckill_core::is_valid_id(sku) && !seq.is_empty() && seq.len() <= 20 && seq.bytes().all(|b| b.is_ascii_digit()))
-        .then_some(sku)
 }
 
 /// The buy script's reply as a [`BuyResult`].
@@ -273,12 +250,32 @@ pub struct Store {
     admin_timeout: Duration,
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+/// The sale hash's fields [`Store::figures`] reads.
+const FIGURE_FIELDS: [&str; 11] =
+    ["stock_total", "stock_left", "sold", "paid", "flag_manual", "flag_auto", "starts_at", "ends_at", "per_user_limit", "pay_within_s", "challenge_bits"];
+/// The sale hash's fields [`Store::sale_records`] reads.
+const RECORD_FIELDS: [&str; 9] = ["starts_at", "ends_at", "flag_manual", "flag_auto", "per_user_limit", "version", "seq", "stock_left", "challenge_bits"];
+
+/// One HMGET's answer, read by field name rather than by position.
+struct Fields<'a> {
+    names: &'a [&'a str],
+    values: Vec<Option<String>>,
 }
 
-fn parse_u64(v: &Option<String>) -> u64 {
-    v.as_deref().and_then(|s| s.parse().ok()).unwrap_or(0)
+impl Fields<'_> {
+    /// The value of `name` (`None` if absent or not asked for).
+    fn get(&self, name: &str) -> Option<&str> {
+        let i = self.names.iter().position(|n| *n == name)?;
+        self.values.get(i)?.as_deref()
+    }
+    /// `name` as a number, 0 when absent or not one.
+    fn u64(&self, name: &str) -> u64 {
+        self.get(name).and_then(|s| s.parse().ok()).unwrap_or(0)
+    }
+    /// Whether the flag `name` is raised (`"1"`).
+    fn is_set(&self, name: &str) -> bool {
+        self.get(name) == Some("1")
+    }
 }
 
 impl Store {
@@ -370,7 +367,7 @@ impl Store {
     /// confirm is withdrawn and this returns [`StoreError::NotReplicated`] (answered `busy`).
     pub async fn buy(&self, sku: &str, uid: &str) -> Result<BuyResult, StoreError> {
         let k = SkuKeys::new(sku);
-        let fence = now_ms() + self.timeout.as_millis() as u64;
+        let fence = crate::now_ms() + self.timeout.as_millis() as u64;
         let mut inv = self.scripts.buy.prepare_invoke();
         inv.key(&k.sale).key(&k.orders).key(&k.held).key(&k.history).key(&k.pending).arg(sku).arg(uid).arg(fence);
         let bound = self.timeout + self.reply_grace;
@@ -508,40 +505,40 @@ impl Store {
     pub async fn figures(&self, sku: &str) -> Result<Option<SaleFigures>, StoreError> {
         let k = SkuKeys::new(sku);
         let mut c = self.conn.clone();
-        let (v, buyers): (Vec<Option<String>>, u64) = self
+        let (values, buyers): (Vec<Option<String>>, u64) = self
             .bounded(
                 self.timeout,
                 redis::pipe()
                     .cmd("HMGET")
                     .arg(&k.sale)
-                    .arg(&["stock_total", "stock_left", "sold", "paid", "flag_manual", "flag_auto", "starts_at", "ends_at", "per_user_limit", "pay_within_s", "challenge_bits"])
+                    .arg(&FIGURE_FIELDS)
                     .cmd("HLEN")
                     .arg(&k.held)
                     .query_async(&mut c),
             )
             .await?;
-        if v.first().map(Option::is_none).unwrap_or(true) {
+        let f = Fields { names: &FIGURE_FIELDS, values };
+        if f.get("stock_total").is_none() {
             return Ok(None);
         }
-        let g = |i: usize| v.get(i).cloned().flatten();
-        let manual = g(4).as_deref() == Some("1");
-        let flag = manual || g(5).as_deref() == Some("1");
-        let (starts_at, ends_at) = (parse_u64(&g(6)), parse_u64(&g(7)));
+        let manual = f.is_set("flag_manual");
+        let flag = manual || f.is_set("flag_auto");
+        let (starts_at, ends_at) = (f.u64("starts_at"), f.u64("ends_at"));
         Ok(Some(SaleFigures {
             sku: sku.to_owned(),
-            stock_total: parse_u64(&g(0)),
-            stock_left: parse_u64(&g(1)),
-            sold: parse_u64(&g(2)),
-            paid: parse_u64(&g(3)),
+            stock_total: f.u64("stock_total"),
+            stock_left: f.u64("stock_left"),
+            sold: f.u64("sold"),
+            paid: f.u64("paid"),
             buyers,
             sold_out_flag: flag,
             sold_out_manual: manual,
-            state: state_at(now_ms(), starts_at, ends_at, flag),
+            state: state_at(crate::now_ms(), starts_at, ends_at, flag),
             starts_at,
             ends_at,
-            per_user_limit: parse_u64(&g(8)) as u32,
-            pay_within_s: parse_u64(&g(9)),
-            challenge_bits: parse_u64(&g(10)) as u32,
+            per_user_limit: f.u64("per_user_limit") as u32,
+            pay_within_s: f.u64("pay_within_s"),
+            challenge_bits: f.u64("challenge_bits") as u32,
         }))
     }
 
@@ -562,7 +559,7 @@ impl Store {
             .iter()
             .map(|sku| {
                 let mut c = redis::cmd("HMGET");
-                c.arg(SkuKeys::new(sku).sale).arg(&["starts_at", "ends_at", "flag_manual", "flag_auto", "per_user_limit", "version", "seq", "stock_left", "challenge_bits"]);
+                c.arg(SkuKeys::new(sku).sale).arg(&RECORD_FIELDS);
                 c
             })
             .collect();
@@ -570,23 +567,21 @@ impl Store {
         Ok(skus
             .iter()
             .zip(rows)
-            .filter(|(_, r)| r.first().map(Option::is_some).unwrap_or(false))
-            .map(|(sku, r)| {
-                let g = |i: usize| r.get(i).cloned().flatten();
-                SaleRecord {
-                    flags: SaleFlags {
-                        sku: sku.clone(),
-                        starts_at: parse_u64(&g(0)),
-                        ends_at: parse_u64(&g(1)),
-                        sold_out: g(2).as_deref() == Some("1") || g(3).as_deref() == Some("1"),
-                        per_user_limit: parse_u64(&g(4)) as u32,
-                        stock_left: g(7).as_deref().and_then(|v| v.parse::<i64>().ok()).map(|n| n.max(0) as u64),
-                        challenge_bits: g(8).as_deref().and_then(|v| v.parse::<u32>().ok()).filter(|b| *b > 0),
-                    },
-                    // Flag changes bump `version`; every sale bumps `seq` (never reused), so the
-                    // feed's version also moves when stock is taken and the edge re-reads stock_left.
-                    version: parse_u64(&g(5)) + parse_u64(&g(6)),
-                }
+            .map(|(sku, values)| (sku, Fields { names: &RECORD_FIELDS, values }))
+            .filter(|(_, f)| f.get("starts_at").is_some())
+            .map(|(sku, f)| SaleRecord {
+                flags: SaleFlags {
+                    sku: sku.clone(),
+                    starts_at: f.u64("starts_at"),
+                    ends_at: f.u64("ends_at"),
+                    sold_out: f.is_set("flag_manual") || f.is_set("flag_auto"),
+                    per_user_limit: f.u64("per_user_limit") as u32,
+                    stock_left: f.get("stock_left").and_then(|v| v.parse::<i64>().ok()).map(|n| n.max(0) as u64),
+                    challenge_bits: f.get("challenge_bits").and_then(|v| v.parse::<u32>().ok()).filter(|b| *b > 0),
+                },
+                // Flag changes bump `version`; every sale bumps `seq` (never reused), so the
+                // feed's version also moves when stock is taken and the edge re-reads stock_left.
+                version: f.u64("version") + f.u64("seq"),
             })
             .collect())
     }
@@ -670,7 +665,7 @@ impl Store {
                     sku: sku.clone(),
                     state,
                     created_at: created.parse().unwrap_or(0),
-                    pay_by: deadline.parse().unwrap_or(0),
+                    pay_by: Some(deadline.parse().unwrap_or(0)),
                 });
             }
         }
@@ -701,8 +696,11 @@ mod tests {
         assert!(SaleConfig { per_user_limit: 0, ..ok.clone() }.validate().unwrap_err().contains("per_user_limit"));
         assert!(SaleConfig { pay_within_s: 0, ..ok.clone() }.validate().unwrap_err().contains("pay_within_s"));
         assert!(SaleConfig { stock: MAX_STOCK + 1, ..ok.clone() }.validate().unwrap_err().contains("stock"));
+        assert!(SaleConfig { challenge_bits: 31, ..ok.clone() }.validate().unwrap_err().contains("challenge_bits must be 0..=30"));
+        assert!(SaleConfig { challenge_bits: 30, ..ok.clone() }.validate().is_ok());
         let parsed: SaleConfig = serde_json::from_str(r#"{"stock":5,"starts_at":1,"ends_at":9}"#).unwrap();
-        assert_eq!((parsed.per_user_limit, parsed.pay_within_s), (1, 900));
+        assert_eq!((parsed.per_user_limit, parsed.pay_within_s, parsed.challenge_bits), (1, 900, 0));
+        assert!(!serde_json::to_string(&parsed).unwrap().contains("challenge_bits"), "an older origin is never sent the field it does not know");
         assert!(serde_json::from_str::<SaleConfig>(r#"{"stock":5,"starts_at":1,"ends_at":9,"stok":1}"#).is_err());
     }
 }

@@ -8,9 +8,11 @@
 //! the wasm-bindgen layer in `web.rs`) performs the requests, reports their answers here, and
 //! draws the [`View`]. So every rule is a plain function of its inputs, unit-tested natively.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
+use seckill_core::order::{MyOrders, OrderState, PayAnswer};
 use seckill_core::sale::{state_at, SaleState, SaleStatus};
+use seckill_core::session::{SessionAnswer, SessionRequest};
 use seckill_core::throttle::{self, ThrottleDecision, DEFAULT_WINDOW_MS};
 use seckill_core::challenge::{proof_value, seed_from_hex, solve, Challenge, SEED_LEN};
 use seckill_core::{is_valid_id, BuyAnswer, Outcome};
@@ -76,14 +78,6 @@ enum Load {
     Unreachable,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum OrderState {
-    Pending,
-    Paid,
-    Expired,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Order {
     id: String,
@@ -99,35 +93,6 @@ enum Notice {
     Won(String),
     AlreadyWon(String),
     Plain(Msg),
-}
-
-/// `POST /api/session` answer (demo login).
-#[derive(Debug, Clone, Deserialize)]
-struct SessionAnswer {
-    uid: String,
-    ticket: String,
-    expires_at: u64,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-struct MyOrders {
-    orders: Vec<OrderJson>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-struct OrderJson {
-    order_id: String,
-    sku: String,
-    state: OrderState,
-    #[serde(default)]
-    created_at: u64,
-    #[serde(default)]
-    pay_by: Option<u64>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-struct PayAnswer {
-    state: OrderState,
 }
 
 /// A new demo session: what the shell keeps in `sessionStorage`.
@@ -350,7 +315,7 @@ impl Page {
             return None;
         }
         self.signin_error = None;
-        Some(serde_json::json!({ "uid": uid }).to_string())
+        serde_json::to_string(&SessionRequest { uid: uid.to_owned() }).ok()
     }
 
     /// The demo login answered: the session to keep, if it worked.

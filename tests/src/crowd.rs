@@ -58,7 +58,7 @@ impl Crowd {
         let shoppers = (0..n)
             .map(|i| {
                 let uid = format!("{prefix}{i}");
-                let t = seckill_core::ticket::mint(b"dev-ticket-secret", &uid, exp).expect("valid uid");
+                let t = seckill_core::ticket::mint(seckill_core::demo::TICKET_SECRET.as_bytes(), &uid, exp).expect("valid uid");
                 (uid, format!("Bearer {t}"))
             })
             .collect();

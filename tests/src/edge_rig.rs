@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use seckill_origin::settings::{DEV_ADMIN_TOKEN, DEV_EDGE_KEY, DEV_TICKET_SECRET};
+use seckill_core::demo;
 use seckill_origin::Settings;
 use seckill_stack::envoy_proc::{dev_filter_config, EdgeSettings, EnvoyProc};
 use seckill_stack::net::http_get;
@@ -142,7 +142,7 @@ pub fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]
 
 /// `Authorization` value with a ticket for `uid` signed by the demo secret, valid for an hour.
 pub fn ticket(uid: &str) -> String {
-    ticket_with(DEV_TICKET_SECRET, uid, crate::now_ms() / 1000 + 3600)
+    ticket_with(demo::TICKET_SECRET, uid, crate::now_ms() / 1000 + 3600)
 }
 
 /// `Authorization` value with a ticket signed by `secret`, expiring at `exp` (Unix seconds).
@@ -345,7 +345,7 @@ impl EdgeRig {
             admin_port: seckill_stack::net::free_port(),
             origins: vec![gate.addr()],
             filter_wasm: filter_wasm()?,
-            filter_config: dev_filter_config(DEV_TICKET_SECRET, DEV_EDGE_KEY, extra),
+            filter_config: dev_filter_config(demo::TICKET_SECRET, demo::EDGE_KEY, extra),
             site_dir: site,
         };
         let envoy = EnvoyProc::start(&envoy_bin()?, &settings, &dir, 2).map_err(RigError::Envoy)?;
@@ -382,7 +382,7 @@ impl EdgeRig {
 
     /// A request to the origin's SRE API (not through the edge).
     pub fn admin(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> Resp {
-        let auth = format!("Bearer {DEV_ADMIN_TOKEN}");
+        let auth = demo::ADMIN_AUTHORIZATION.to_owned();
         let body = body.map(|b| b.to_string()).unwrap_or_default();
         http(self.origin.addr, method, path, &[("authorization", &auth), ("content-type", "application/json")], &body)
             .unwrap_or_else(|e| panic!("{method} {path} at the origin: {e}"))

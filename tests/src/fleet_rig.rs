@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use seckill_core::demo;
 use seckill_origin::client::{Answer, HttpClient};
 use seckill_stack::envoy_proc::stack_filter_config;
 use seckill_stack::fleet::{EdgeInputs, Fleet, FleetSpec, PublicPorts};
@@ -28,9 +29,9 @@ impl FleetRig {
         std::fs::create_dir_all(&site)?;
         std::fs::write(site.join("index.html"), "<!doctype html><title>sale</title>")?;
         let envoy = paths::envoy_bin().ok_or_else(|| anyhow::anyhow!("Envoy: run through `cargo xtask test`, or set ENVOY_BIN"))?;
-        let config = |_: usize, edge_id: Option<&str>| stack_filter_config("dev-ticket-secret", "dev-edge-key", edge_id);
+        let config = |_: usize, edge_id: Option<&str>| stack_filter_config(demo::TICKET_SECRET, demo::EDGE_KEY, edge_id);
         let inputs = EdgeInputs { envoy_bin: &envoy, filter_wasm: paths::filter_wasm(), filter_config: &config, site_dir: site };
-        let fleet = block(|| Fleet::start(spec, PublicPorts::default(), &dir, &paths::native_bin("seckill-origin"), "dev-admin-token", &inputs))
+        let fleet = block(|| Fleet::start(spec, PublicPorts::default(), &dir, &paths::native_bin("seckill-origin"), demo::ADMIN_TOKEN, &inputs))
             .map_err(anyhow::Error::msg)?;
         Ok(FleetRig { fleet, http: HttpClient::new(Duration::from_secs(8)) })
     }
@@ -48,7 +49,7 @@ impl FleetRig {
             if o.pid().is_none() {
                 continue;
             }
-            match self.http.send(method.clone(), &format!("{}{path}", o.url()), &[("authorization", "Bearer dev-admin-token")], body.clone()).await {
+            match self.http.send(method.clone(), &format!("{}{path}", o.url()), &[("authorization", demo::ADMIN_AUTHORIZATION)], body.clone()).await {
                 Ok(a) => return Ok(a),
                 Err(e) => last = Some(e),
             }
@@ -107,7 +108,7 @@ impl FleetRig {
     pub async fn origin_buys(&self) -> u64 {
         let mut total = 0;
         for o in self.fleet.origins.iter().filter(|o| o.pid().is_some()) {
-            let Ok(a) = self.http.get(&format!("{}/metrics", o.url()), &[("authorization", "Bearer dev-admin-token")]).await else { continue };
+            let Ok(a) = self.http.get(&format!("{}/metrics", o.url()), &[("authorization", demo::ADMIN_AUTHORIZATION)]).await else { continue };
             total += a
                 .text()
                 .lines()

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use seckill_origin::client::{Answer, HttpClient};
-use seckill_origin::settings::{DEV_ADMIN_TOKEN, DEV_EDGE_KEY};
+use seckill_core::demo;
 use seckill_origin::store::SaleFigures;
 use seckill_origin::Settings;
 
@@ -52,7 +52,7 @@ impl OriginRig {
     /// A buy as the edge would forward it for `uid`.
     pub async fn buy(&self, sku: &str, uid: &str) -> Answer {
         self.http
-            .send(hyper::Method::POST, &self.url(&format!("/api/sales/{sku}/orders")), &[("x-seckill-edge-key", DEV_EDGE_KEY), ("x-seckill-uid", uid)], "")
+            .send(hyper::Method::POST, &self.url(&format!("/api/sales/{sku}/orders")), &[("x-seckill-edge-key", demo::EDGE_KEY), ("x-seckill-uid", uid)], "")
             .await
             .expect("origin answered")
     }
@@ -60,12 +60,12 @@ impl OriginRig {
     /// A request carrying the edge's headers for `uid`.
     pub async fn as_edge(&self, method: &str, path: &str, uid: &str) -> Answer {
         let m = method.parse().expect("method");
-        self.http.send(m, &self.url(path), &[("x-seckill-edge-key", DEV_EDGE_KEY), ("x-seckill-uid", uid)], "").await.expect("origin answered")
+        self.http.send(m, &self.url(path), &[("x-seckill-edge-key", demo::EDGE_KEY), ("x-seckill-uid", uid)], "").await.expect("origin answered")
     }
 
     pub async fn admin(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> Answer {
         let m = method.parse().expect("method");
-        let auth = format!("Bearer {DEV_ADMIN_TOKEN}");
+        let auth = demo::ADMIN_AUTHORIZATION.to_owned();
         let body = body.map(|b| serde_json::to_vec(&b).expect("json")).unwrap_or_default();
         self.http.send(m, &self.url(path), &[("authorization", &auth)], body).await.expect("origin answered")
     }

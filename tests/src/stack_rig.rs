@@ -13,6 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
+use seckill_core::demo;
 use seckill_origin::client::{Answer, HttpClient};
 use seckill_stack::envoy_proc::{dev_filter_config, render, EdgeSettings, EnvoyProc};
 use seckill_stack::net::free_port;
@@ -75,7 +76,7 @@ impl StackRig {
             origins: vec![upstream],
             // The build `SECKILL_EDGE_BUILD` selects (wasm by default), built if missing.
             filter_wasm: crate::edge_rig::filter_wasm().map_err(|e| anyhow::anyhow!("{e}"))?,
-            filter_config: dev_filter_config("dev-ticket-secret", "dev-edge-key", &extra),
+            filter_config: dev_filter_config(demo::TICKET_SECRET, demo::EDGE_KEY, &extra),
             site_dir: dir.join("site"),
         };
         std::fs::create_dir_all(&settings.site_dir)?;
@@ -162,7 +163,7 @@ impl StackRig {
 
     pub async fn admin(&self, method: hyper::Method, path: &str, body: Option<serde_json::Value>) -> anyhow::Result<Answer> {
         let body = body.map(|b| serde_json::to_vec(&b)).transpose()?.unwrap_or_default();
-        Ok(self.http.send(method, &format!("{}{path}", self.origin_url()), &[("authorization", "Bearer dev-admin-token")], body).await?)
+        Ok(self.http.send(method, &format!("{}{path}", self.origin_url()), &[("authorization", demo::ADMIN_AUTHORIZATION)], body).await?)
     }
 
     /// Create an open sale (started a second ago, an hour long).

@@ -10,7 +10,7 @@ use seckill_tests::stack_rig::{StackOptions, StackRig};
 const SKU: &str = "bad-1";
 
 fn ticket(uid: &str, exp_s: u64) -> String {
-    seckill_core::ticket::mint(b"dev-ticket-secret", uid, exp_s).unwrap()
+    seckill_core::ticket::mint(seckill_core::demo::TICKET_SECRET.as_bytes(), uid, exp_s).unwrap()
 }
 
 fn buy_request(host: &str, path: &str, extra_headers: &str, body: &str) -> Vec<u8> {
@@ -76,7 +76,7 @@ async fn hostile_and_broken_inputs_get_clear_answers_and_change_nothing() {
     expect(&mut rows, "non-UTF-8 ticket bytes", "edge", &a, &[400, 401], None);
 
     // --- headers the client must not set (edge) ---------------------------------------------
-    let a = send(edge, &buy_request(&host, &path, "x-seckill-uid: alice\r\nx-seckill-edge-key: dev-edge-key\r\n", ""), t).await.unwrap();
+    let a = send(edge, &buy_request(&host, &path, &format!("x-seckill-uid: alice\r\nx-seckill-edge-key: {}\r\n", seckill_core::demo::EDGE_KEY), ""), t).await.unwrap();
     expect(&mut rows, "client x-seckill-uid + x-seckill-edge-key, no ticket", "edge", &a, &[401], Some("unauthorized"));
     let a = send(edge, &buy_request(&host, &path, &format!("{}x-seckill-uid: alice\r\nX-Seckill-Uid: bob\r\n", auth(&good)), ""), t).await.unwrap();
     expect(&mut rows, "valid ticket + client x-seckill-uid: alice", "edge", &a, &[201], Some("won"));
@@ -148,7 +148,7 @@ async fn hostile_and_broken_inputs_get_clear_answers_and_change_nothing() {
         let a = send(origin, &buy_request(&ohost, &path, &headers, ""), t).await.unwrap();
         expect(&mut rows, name, "origin", &a, &[401], Some("unauthorized"));
     }
-    let key = "x-seckill-uid: zed\r\nx-seckill-edge-key: dev-edge-key\r\n";
+    let key = &format!("x-seckill-uid: zed\r\nx-seckill-edge-key: {}\r\n", seckill_core::demo::EDGE_KEY);
     let a = send(origin, &buy_request(&ohost, &path, key, &"x".repeat(100_000)), t).await.unwrap();
     expect(&mut rows, "oversized body (100 KB)", "origin", &a, &[400], Some("invalid"));
     let a = send(origin, &buy_request(&ohost, &path, key, &deep), t).await.unwrap();
@@ -160,7 +160,7 @@ async fn hostile_and_broken_inputs_get_clear_answers_and_change_nothing() {
         let a = send(origin, req.as_bytes(), t).await.unwrap();
         expect(&mut rows, name, "origin", &a, &[401], None);
     }
-    let req = format!("PUT /admin/sales/{SKU} HTTP/1.1\r\nHost: {ohost}\r\nConnection: close\r\nAuthorization: Bearer dev-admin-token\r\nContent-Length: {}\r\n\r\n{deep}", deep.len());
+    let req = format!("PUT /admin/sales/{SKU} HTTP/1.1\r\nHost: {ohost}\r\nConnection: close\r\nAuthorization: {}\r\nContent-Length: {}\r\n\r\n{deep}", seckill_core::demo::ADMIN_AUTHORIZATION, deep.len());
     let a = send(origin, req.as_bytes(), t).await.unwrap();
     expect(&mut rows, "admin JSON nested 5,000 deep", "origin", &a, &[400], None);
     let req = format!("GET /edge/flags HTTP/1.1\r\nHost: {ohost}\r\nConnection: close\r\n\r\n");

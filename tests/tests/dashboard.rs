@@ -71,7 +71,7 @@ async fn every_panel_query_returns_data_after_a_crowd() {
     let rig = StackRig::start("dashboard", StackOptions::default()).await.unwrap();
     let dir = seckill_tests::paths::scratch_dir("dashboard-prometheus");
     let admin = rig.envoy.as_ref().unwrap().admin;
-    let targets = ScrapeTargets { edges: vec![admin], origins: vec![rig.origin_addr], origin_token: "dev-admin-token".into(), interval_s: 1 };
+    let targets = ScrapeTargets { edges: vec![admin], origins: vec![rig.origin_addr], origin_token: seckill_core::demo::ADMIN_TOKEN.into(), interval_s: 1 };
     let listen = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
     let prom = tokio::task::block_in_place(|| PrometheusProc::start(listen, &targets, &dir)).unwrap();
     let url = prom.url();

@@ -11,8 +11,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use seckill_origin::settings::{DEV_EDGE_KEY, DEV_TICKET_SECRET};
-use seckill_tests::edge_bench::{self, slots_bound_bytes, BenchEnvoy, FeedServer};
+use seckill_core::demo;
+use seckill_tests::bench::envoy::{self as bench_envoy, slots_bound_bytes, BenchEnvoy, FeedServer};
 use seckill_tests::edge_rig::{envoy_bin, filter_wasm, http, ticket, ticket_with, EdgeRig, Resp, PAGE_MARKER};
 use seckill_tests::rig::SaleSpec;
 
@@ -124,7 +124,7 @@ fn every_outcome_of_the_contract_through_the_edge() {
     // unauthorized: missing, malformed, forged, expired, wrong scheme, uid outside the charset
     let now_s = seckill_tests::now_ms() / 1000;
     let forged = ticket_with("not-the-secret", "grace", now_s + 3600);
-    let expired = ticket_with(DEV_TICKET_SECRET, "grace", now_s - 1);
+    let expired = ticket_with(demo::TICKET_SECRET, "grace", now_s - 1);
     let tampered = ticket("grace").replace(".grace.", ".mallory.");
     for auth in [None, Some("Bearer garbage"), Some("Bearer v1.grace.99999999999.AAAA"), Some(forged.as_str()), Some(expired.as_str()), Some(tampered.as_str()), Some("Basic Z3JhY2U6eA==")] {
         let headers: Vec<(&str, &str)> = auth.map(|a| vec![("authorization", a)]).unwrap_or_default();
@@ -172,7 +172,7 @@ fn client_seckill_headers_never_reach_the_origin() {
     let r = rig.call(
         "POST",
         "/api/sales/tv/orders",
-        &[("authorization", &alice), ("x-seckill-uid", "mallory"), ("X-Seckill-Edge-Key", DEV_EDGE_KEY), ("X-SECKILL-BY", "origin"), ("x-seckill-anything", "x")],
+        &[("authorization", &alice), ("x-seckill-uid", "mallory"), ("X-Seckill-Edge-Key", demo::EDGE_KEY), ("X-SECKILL-BY", "origin"), ("x-seckill-anything", "x")],
         "",
     );
     expect(&r, 201, "won", "origin");
@@ -180,9 +180,9 @@ fn client_seckill_headers_never_reach_the_origin() {
     let orders = rig.admin("GET", "/admin/sales/tv", None).json();
     assert_eq!(orders["buyers"].as_u64(), Some(1));
     // Without a ticket, the uid and edge key headers get nowhere.
-    let r = rig.call("POST", "/api/sales/tv/orders", &[("x-seckill-uid", "mallory"), ("x-seckill-edge-key", DEV_EDGE_KEY)], "");
+    let r = rig.call("POST", "/api/sales/tv/orders", &[("x-seckill-uid", "mallory"), ("x-seckill-edge-key", demo::EDGE_KEY)], "");
     expect(&r, 401, "unauthorized", "edge");
-    let r = rig.call("GET", "/api/orders/mine", &[("x-seckill-uid", "mallory"), ("x-seckill-edge-key", DEV_EDGE_KEY)], "");
+    let r = rig.call("GET", "/api/orders/mine", &[("x-seckill-uid", "mallory"), ("x-seckill-edge-key", demo::EDGE_KEY)], "");
     assert_eq!((r.status, r.by()), (401, "edge"), "{r:?}");
     // With a ticket, orders/mine shows the ticket's uid, not the header's.
     let r = rig.call("GET", "/api/orders/mine", &[("authorization", &alice), ("x-seckill-uid", "mallory")], "");
@@ -377,17 +377,17 @@ fn envoy_validates_the_stack_config_and_refuses_a_bad_filter_config() {
         filter_config,
         site_dir: dir.clone(),
     };
-    let good = render(&settings(dev_filter_config(DEV_TICKET_SECRET, DEV_EDGE_KEY, &[]))).expect("render");
+    let good = render(&settings(dev_filter_config(demo::TICKET_SECRET, demo::EDGE_KEY, &[]))).expect("render");
     let (ok, out) = validate(&bin, &good, &dir, "good.yaml");
     assert!(ok, "the stack config must validate:\n{out}");
     for (field, value) in [("buckets", "\"many\""), ("window_ms", "7200000"), ("slots_per_bucket", "0"), ("edge_key", "\"\"")] {
-        let bad = render(&settings(dev_filter_config(DEV_TICKET_SECRET, DEV_EDGE_KEY, &[(field, value)]))).expect("render");
+        let bad = render(&settings(dev_filter_config(demo::TICKET_SECRET, demo::EDGE_KEY, &[(field, value)]))).expect("render");
         let (ok, out) = validate(&bin, &bad, &dir, "bad.yaml");
         assert!(!ok, "{field}={value} must be refused");
         assert!(out.contains(&format!("field `{field}`")), "the refusal names `{field}`:\n{out}");
     }
     // The benchmark's config (every variant) is valid too.
-    let bench = edge_bench::render(&wasm, &dev_filter_config(DEV_TICKET_SECRET, DEV_EDGE_KEY, &[]), std::net::SocketAddr::from(([127, 0, 0, 1], 1))).expect("render bench");
+    let bench = bench_envoy::render(&wasm, &dev_filter_config(demo::TICKET_SECRET, demo::EDGE_KEY, &[]), std::net::SocketAddr::from(([127, 0, 0, 1], 1))).expect("render bench");
     let (ok, out) = validate(&bin, &bench.yaml, &dir, "bench.yaml");
     assert!(ok, "envoy/bench.yaml.tmpl must validate:\n{out}");
 }
@@ -399,11 +399,11 @@ fn envoy_validates_the_stack_config_and_refuses_a_bad_filter_config() {
 fn the_benchmark_reference_filter_answers_in_each_mode() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
     let feed = rt.block_on(FeedServer::start()).expect("feed");
-    let config = seckill_stack::envoy_proc::dev_filter_config(DEV_TICKET_SECRET, DEV_EDGE_KEY, &[]);
+    let config = seckill_stack::envoy_proc::dev_filter_config(demo::TICKET_SECRET, demo::EDGE_KEY, &[]);
     let envoy = BenchEnvoy::start(&envoy_bin().expect("envoy"), &filter_wasm().expect("wasm"), &config, feed.addr, "reference").expect("bench envoy");
-    for mode in edge_bench::REFERENCE_MODES {
+    for mode in bench_envoy::REFERENCE_MODES {
         let addr = envoy.reference(mode).expect("a listener per mode");
-        let r = http(addr, "POST", &format!("/api/sales/{}/orders", edge_bench::SKU), &[("authorization", &ticket("ref1"))], "").expect("answer");
+        let r = http(addr, "POST", &format!("/api/sales/{}/orders", bench_envoy::SKU), &[("authorization", &ticket("ref1"))], "").expect("answer");
         if mode == "refuse_calls" {
             expect(&r, 429, "throttled", "edge");
             assert_eq!(r.header("retry-after"), Some("5"), "{r:?}");
@@ -424,11 +424,11 @@ fn memory_stays_within_the_stated_bound_for_200k_distinct_uids() {
     let bound = slots_bound_bytes(buckets, slots);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
     let feed = rt.block_on(FeedServer::start()).expect("feed");
-    let config = seckill_stack::envoy_proc::dev_filter_config(DEV_TICKET_SECRET, DEV_EDGE_KEY, &[("buckets", "4096")]);
+    let config = seckill_stack::envoy_proc::dev_filter_config(demo::TICKET_SECRET, demo::EDGE_KEY, &[("buckets", "4096")]);
     let envoy = BenchEnvoy::start(&envoy_bin().expect("envoy"), &filter_wasm().expect("wasm"), &config, feed.addr, "memory-200k").expect("bench envoy");
     assert!(envoy.wait_for_feed(Duration::from_secs(20)), "feed");
     let send = |prefix: &str, count: u64| {
-        let r = rt.block_on(seckill_tests::bench_edge::fresh_uids(envoy.filter, prefix, 0, count, 32, Duration::from_secs(120)));
+        let r = rt.block_on(seckill_tests::bench::edge::fresh_uids(envoy.filter, prefix, 0, count, 32, Duration::from_secs(120)));
         assert_eq!(r.status(200), count, "every fresh uid passes: {:?}, {} connection errors", r.statuses, r.errors);
     };
     send("warm", 5_000);
@@ -444,15 +444,15 @@ fn memory_stays_within_the_stated_bound_for_200k_distinct_uids() {
     let grew = |a: u64, b: u64| b.saturating_sub(a);
     eprintln!(
         "memory, {buckets} buckets x {slots} slots (bound {}): allocated {} -> {} -> {}, heap {} -> {}, RSS {} -> {} -> {}; evictions {evictions}",
-        edge_bench::mib(bound),
-        edge_bench::mib(m0.allocated),
-        edge_bench::mib(m1.allocated),
-        edge_bench::mib(m2.allocated),
-        edge_bench::mib(m0.heap_size),
-        edge_bench::mib(m2.heap_size),
-        edge_bench::mib(m0.rss),
-        edge_bench::mib(m1.rss),
-        edge_bench::mib(m2.rss)
+        bench_envoy::mib(bound),
+        bench_envoy::mib(m0.allocated),
+        bench_envoy::mib(m1.allocated),
+        bench_envoy::mib(m2.allocated),
+        bench_envoy::mib(m0.heap_size),
+        bench_envoy::mib(m2.heap_size),
+        bench_envoy::mib(m0.rss),
+        bench_envoy::mib(m1.rss),
+        bench_envoy::mib(m2.rss)
     );
     assert!(evictions >= 200_000 - 65_536 - 5_000, "the buckets overflowed: {evictions} evictions");
     // Filling every bucket: the heap Envoy uses (tcmalloc `allocated`, where shared data lives)

@@ -18,7 +18,7 @@ use seckill_tests::fleet_rig::{edge_decisions, FleetRig};
 const FLEET: FleetSpec = FleetSpec { edges: 3, front: true, origins: 2, cluster: true, concurrency: 2 };
 
 fn uid_ticket(uid: &str) -> String {
-    let t = seckill_core::ticket::mint(b"dev-ticket-secret", uid, seckill_tests::now_ms() / 1000 + 3600).expect("valid uid");
+    let t = seckill_core::ticket::mint(seckill_core::demo::TICKET_SECRET.as_bytes(), uid, seckill_tests::now_ms() / 1000 + 3600).expect("valid uid");
     format!("Bearer {t}")
 }
 

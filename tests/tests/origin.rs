@@ -136,7 +136,7 @@ async fn sold_out_switch_both_ways_and_flags_feed() {
     let feed = |rig: &OriginRig| {
         let http = rig.http.clone();
         let url = rig.url("/edge/flags");
-        async move { http.get(&url, &[("x-seckill-edge-key", "dev-edge-key")]).await.unwrap().json_value() }
+        async move { http.get(&url, &[("x-seckill-edge-key", seckill_core::demo::EDGE_KEY)]).await.unwrap().json_value() }
     };
     let v0 = feed(&rig).await["version"].as_u64().unwrap();
 
@@ -232,7 +232,7 @@ async fn requests_straight_to_the_origin_cannot_buy() {
     let rig = OriginRig::start("bypass", |_| {}).await.unwrap();
     rig.create_sale("by-1", &SaleSpec::open(5)).await;
     let url = rig.url("/api/sales/by-1/orders");
-    let ticket = seckill_core::ticket::mint(b"dev-ticket-secret", "mallory", seckill_tests::now_ms() / 1000 + 600).unwrap();
+    let ticket = seckill_core::ticket::mint(seckill_core::demo::TICKET_SECRET.as_bytes(), "mallory", seckill_tests::now_ms() / 1000 + 600).unwrap();
     let bearer = format!("Bearer {ticket}");
     let tries: Vec<Vec<(&str, &str)>> = vec![
         vec![],
@@ -241,7 +241,7 @@ async fn requests_straight_to_the_origin_cannot_buy() {
         vec![("x-seckill-uid", "mallory"), ("x-seckill-edge-key", "dev-edge-keY")],
         vec![("x-seckill-uid", "mallory"), ("x-seckill-edge-key", "")],
         vec![("x-seckill-uid", "mallory"), ("x-seckill-edge-key", "dev-edge-key-and-more")],
-        vec![("x-seckill-uid", "bad uid!"), ("x-seckill-edge-key", "dev-edge-key")],
+        vec![("x-seckill-uid", "bad uid!"), ("x-seckill-edge-key", seckill_core::demo::EDGE_KEY)],
     ];
     for h in tries {
         let a = rig.http.send(hyper::Method::POST, &url, &h, "").await.unwrap();
@@ -258,7 +258,7 @@ async fn requests_straight_to_the_origin_cannot_buy() {
 async fn admin_needs_the_token_and_rejects_bad_input() {
     let rig = OriginRig::start("admin", |_| {}).await.unwrap();
     let body = serde_json::json!({"stock": 5, "starts_at": 1, "ends_at": 2});
-    for auth in [None, Some("Bearer wrong"), Some("dev-admin-token"), Some("Bearer "), Some("Basic dev-admin-token")] {
+    for auth in [None, Some("Bearer wrong"), Some(seckill_core::demo::ADMIN_TOKEN), Some("Bearer "), Some("Basic dev-admin-token")] {
         let h: Vec<(&str, &str)> = auth.map(|a| vec![("authorization", a)]).unwrap_or_default();
         for (m, p) in [("PUT", "/admin/sales/x"), ("GET", "/admin/sales/x"), ("GET", "/admin/sales"), ("PUT", "/admin/sales/x/sold-out"), ("GET", "/metrics"), ("GET", "/healthz"), ("GET", "/readyz")] {
             let a = rig.http.send(m.parse().unwrap(), &rig.url(p), &h, serde_json::to_vec(&body).unwrap()).await.unwrap();
@@ -273,7 +273,7 @@ async fn admin_needs_the_token_and_rejects_bad_input() {
     let put = |body: &'static str| {
         let http = rig.http.clone();
         let url = rig.url("/admin/sales/bad-1");
-        async move { http.send(hyper::Method::PUT, &url, &[("authorization", "Bearer dev-admin-token")], body).await.unwrap() }
+        async move { http.send(hyper::Method::PUT, &url, &[("authorization", seckill_core::demo::ADMIN_AUTHORIZATION)], body).await.unwrap() }
     };
     for (body, needle) in [
         ("{", "invalid JSON"),
@@ -289,10 +289,10 @@ async fn admin_needs_the_token_and_rejects_bad_input() {
         assert!(a.json_value()["error"].as_str().unwrap().contains(needle), "{body}: {}", a.text());
     }
     let deep = format!("{}{}", "[".repeat(5_000), "]".repeat(5_000));
-    let a = rig.http.send(hyper::Method::PUT, &rig.url("/admin/sales/bad-1"), &[("authorization", "Bearer dev-admin-token")], deep).await.unwrap();
+    let a = rig.http.send(hyper::Method::PUT, &rig.url("/admin/sales/bad-1"), &[("authorization", seckill_core::demo::ADMIN_AUTHORIZATION)], deep).await.unwrap();
     assert_eq!(a.status, 400);
     let big = format!(r#"{{"stock":1,"starts_at":1,"ends_at":2,"pad":"{}"}}"#, "x".repeat(100_000));
-    let a = rig.http.send(hyper::Method::PUT, &rig.url("/admin/sales/bad-1"), &[("authorization", "Bearer dev-admin-token")], big).await.unwrap();
+    let a = rig.http.send(hyper::Method::PUT, &rig.url("/admin/sales/bad-1"), &[("authorization", seckill_core::demo::ADMIN_AUTHORIZATION)], big).await.unwrap();
     assert_eq!(a.status, 413);
     assert_eq!(rig.admin("PUT", "/admin/sales/bad.sku", Some(body.clone())).await.status, 400);
     assert_eq!(rig.admin("GET", "/admin/sales/bad-1", None).await.status, 404);
@@ -305,7 +305,7 @@ async fn admin_needs_the_token_and_rejects_bad_input() {
 async fn buy_rejects_malformed_requests() {
     let rig = OriginRig::start("malformed", |_| {}).await.unwrap();
     rig.create_sale("mal-1", &SaleSpec::open(5)).await;
-    let h = [("x-seckill-edge-key", "dev-edge-key"), ("x-seckill-uid", "u1")];
+    let h = [("x-seckill-edge-key", seckill_core::demo::EDGE_KEY), ("x-seckill-uid", "u1")];
     let url = rig.url("/api/sales/mal-1/orders");
     for body in ["{", "nope", &format!("{}{}", "[".repeat(3000), "]".repeat(3000))] {
         let a = rig.http.send(hyper::Method::POST, &url, &h, body.to_owned()).await.unwrap();
@@ -332,7 +332,7 @@ async fn buy_rejects_malformed_requests() {
     let s = rig.http.send(hyper::Method::POST, &rig.url("/api/session"), &[], r#"{"uid":"alice"}"#).await.unwrap();
     assert_eq!(s.status, 200);
     let t = s.json_value()["ticket"].as_str().unwrap().to_owned();
-    assert!(seckill_core::ticket::verify(&[b"dev-ticket-secret"], &t, seckill_tests::now_ms() / 1000).is_ok());
+    assert!(seckill_core::ticket::verify(&[seckill_core::demo::TICKET_SECRET.as_bytes()], &t, seckill_tests::now_ms() / 1000).is_ok());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -359,7 +359,7 @@ async fn redis_crash_mid_sale_gives_busy_and_loses_nothing() {
                     let http = http.clone();
                     let url = url.clone();
                     async move {
-                        let a = http.send(hyper::Method::POST, &url, &[("x-seckill-edge-key", "dev-edge-key"), ("x-seckill-uid", &uid)], "").await.unwrap();
+                        let a = http.send(hyper::Method::POST, &url, &[("x-seckill-edge-key", seckill_core::demo::EDGE_KEY), ("x-seckill-uid", &uid)], "").await.unwrap();
                         (uid, a)
                     }
                 })

@@ -19,7 +19,7 @@ fn seckillctl(origin: &str, args: &[&str]) -> (bool, String, String) {
         .arg("--origin")
         .arg(origin)
         .args(args)
-        .env("SECKILL_ADMIN_TOKEN", "dev-admin-token")
+        .env("SECKILL_ADMIN_TOKEN", seckill_core::demo::ADMIN_TOKEN)
         .output()
         .expect("seckillctl runs (built by `cargo xtask build`)");
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
@@ -87,7 +87,7 @@ async fn sigterm_lets_in_flight_buys_finish() {
                     let (http, url) = (http.clone(), url.clone());
                     async move {
                         let uid = format!("t{i}");
-                        http.send(hyper::Method::POST, &url, &[("x-seckill-edge-key", "dev-edge-key"), ("x-seckill-uid", &uid)], "").await
+                        http.send(hyper::Method::POST, &url, &[("x-seckill-edge-key", seckill_core::demo::EDGE_KEY), ("x-seckill-uid", &uid)], "").await
                     }
                 })
                 .buffer_unordered(20)
@@ -141,7 +141,7 @@ async fn seckillctl_creates_shows_and_flips() {
     // Output into a pipe closed at once (`seckillctl sale list | head -0`): no panic, exit 0.
     let mut child = Command::new(paths::native_bin("seckillctl"))
         .args(["--origin", &url, "sale", "list"])
-        .env("SECKILL_ADMIN_TOKEN", "dev-admin-token")
+        .env("SECKILL_ADMIN_TOKEN", seckill_core::demo::ADMIN_TOKEN)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -35,7 +35,7 @@ use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
 use seckill_origin::client::{Answer, HttpClient};
-use seckill_origin::settings::{DEV_ADMIN_TOKEN, DEV_EDGE_KEY, DEV_TICKET_SECRET};
+use seckill_core::demo;
 use seckill_origin::{App, Settings};
 use seckill_stack::envoy_proc::{dev_filter_config, render, EdgeSettings, EnvoyProc};
 use seckill_tests::net::{free_port, wait_for_port};
@@ -156,7 +156,7 @@ impl Stack {
             admin_port: free_port(),
             origins: vec![origin.addr],
             filter_wasm: paths::filter_wasm(),
-            filter_config: dev_filter_config(DEV_TICKET_SECRET, DEV_EDGE_KEY, &[]),
+            filter_config: dev_filter_config(demo::TICKET_SECRET, demo::EDGE_KEY, &[]),
             site_dir,
         };
         let dir = paths::scratch_dir(name);
@@ -173,7 +173,7 @@ impl Stack {
     }
 
     async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
-        let auth = format!("Bearer {DEV_ADMIN_TOKEN}");
+        let auth = demo::ADMIN_AUTHORIZATION.to_owned();
         let body = body.map(|b| b.to_string()).unwrap_or_default();
         self.send(method, &format!("http://{}{path}", self.origin.addr), &[("authorization", &auth)], &body).await
     }

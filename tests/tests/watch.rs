@@ -36,10 +36,10 @@ async fn bad_token_unknown_sku_and_dead_origin_fail_in_one_line() {
     rig.open_sale("w-bad", 5).await.unwrap();
     let origin = rig.origin_url();
     assert_fails(seckillctl(&origin, "wrong-token", &["w-bad", "--once"]).output().unwrap(), "refused the admin token (401)");
-    assert_fails(seckillctl(&origin, "dev-admin-token", &["no-such-sku", "--once"]).output().unwrap(), "no sale `no-such-sku` on the origin (404)");
+    assert_fails(seckillctl(&origin, seckill_core::demo::ADMIN_TOKEN, &["no-such-sku", "--once"]).output().unwrap(), "no sale `no-such-sku` on the origin (404)");
     let dead = format!("http://127.0.0.1:{}", free_port());
-    assert_fails(seckillctl(&dead, "dev-admin-token", &["w-bad", "--once"]).output().unwrap(), &format!("cannot reach the origin at {dead}"));
-    let ok = seckillctl(&origin, "dev-admin-token", &["w-bad", "--once"]).output().unwrap();
+    assert_fails(seckillctl(&dead, seckill_core::demo::ADMIN_TOKEN, &["w-bad", "--once"]).output().unwrap(), &format!("cannot reach the origin at {dead}"));
+    let ok = seckillctl(&origin, seckill_core::demo::ADMIN_TOKEN, &["w-bad", "--once"]).output().unwrap();
     assert!(ok.status.success(), "{:?}", text(&ok));
 }
 
@@ -47,7 +47,7 @@ async fn bad_token_unknown_sku_and_dead_origin_fail_in_one_line() {
 async fn shows_the_sale_with_edge_rates_from_prometheus() {
     let rig = StackRig::start("watch-live", StackOptions::default()).await.unwrap();
     let dir = seckill_tests::paths::scratch_dir("watch-prometheus");
-    let targets = ScrapeTargets { edges: vec![rig.envoy.as_ref().unwrap().admin], origins: vec![rig.origin_addr], origin_token: "dev-admin-token".into(), interval_s: 1 };
+    let targets = ScrapeTargets { edges: vec![rig.envoy.as_ref().unwrap().admin], origins: vec![rig.origin_addr], origin_token: seckill_core::demo::ADMIN_TOKEN.into(), interval_s: 1 };
     let listen = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
     let prom = tokio::task::block_in_place(|| PrometheusProc::start(listen, &targets, &dir)).unwrap();
     rig.open_sale("w-live", 50).await.unwrap();
@@ -55,7 +55,7 @@ async fn shows_the_sale_with_edge_rates_from_prometheus() {
     let run = crowd.start(6, Duration::from_millis(10));
     let deadline = Instant::now() + Duration::from_secs(30);
     let out = loop {
-        let o = seckillctl(&rig.origin_url(), "dev-admin-token", &["w-live", "--once", "--prometheus", &prom.url()]).output().unwrap();
+        let o = seckillctl(&rig.origin_url(), seckill_core::demo::ADMIN_TOKEN, &["w-live", "--once", "--prometheus", &prom.url()]).output().unwrap();
         let (out, err) = text(&o);
         assert!(o.status.success(), "{out}\n{err}");
         let edge_moving = out.lines().any(|l| l.starts_with("edge/s     ") && l.split_whitespace().any(|w| w.parse::<f64>().is_ok_and(|x| x > 0.0)));
@@ -78,7 +78,7 @@ async fn keeps_refreshing_through_an_origin_restart_and_a_dead_prometheus() {
     let mut rig = StackRig::start("watch-faults", StackOptions::default()).await.unwrap();
     rig.open_sale("w-faults", 10).await.unwrap();
     let dead_prometheus = format!("http://127.0.0.1:{}", free_port());
-    let child = seckillctl(&rig.origin_url(), "dev-admin-token", &["w-faults", "--count", "24", "--interval", "300ms", "--prometheus", &dead_prometheus])
+    let child = seckillctl(&rig.origin_url(), seckill_core::demo::ADMIN_TOKEN, &["w-faults", "--count", "24", "--interval", "300ms", "--prometheus", &dead_prometheus])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

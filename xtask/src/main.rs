@@ -14,7 +14,7 @@
 //!   `edge-memory-10m`: 10,000,000 distinct uids through the edge against the filter's memory bound.
 //! - `soak [--minutes N]`: the whole stack under a steady crowd whose data stays bounded for N
 //!   minutes (default 10), the memory of Envoy, the origin and Redis sampled every 10 s; fails when
-//!   a process's memory keeps growing (`seckill_tests::soak`, `target/bench/soak.json`).
+//!   a process's memory keeps growing (`seckill_tests::bench::soak`, `target/bench/soak.json`).
 //! - `fuzz [--seconds N] [TARGET...]`: the cargo-fuzz targets, bounded in time.
 //! - `oci [--module M] [--out DIR] [--pin]`: the filter as an OCI image layout (one
 //!   `tar+gzip` layer holding `plugin.wasm`, the form Istio and Envoy Gateway pull); prints its digest.

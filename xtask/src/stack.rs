@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
+use seckill_core::demo;
 use seckill_stack::fleet::{EdgeInputs, Fleet, FleetSpec, PublicPorts};
 use seckill_stack::paths;
 
@@ -85,7 +86,7 @@ fn secret(var: &str, dev: &str) -> String {
 }
 
 fn admin_token() -> String {
-    secret("SECKILL_ADMIN_TOKEN", "dev-admin-token")
+    secret("SECKILL_ADMIN_TOKEN", demo::ADMIN_TOKEN)
 }
 
 fn check_free(port: u16, what: &str, var: &str) -> Result<(), String> {
@@ -242,7 +243,7 @@ fn print_addresses(state: &[(String, String)]) {
 /// The filter config of the stack's edges (`seckill_stack::envoy_proc::stack_filter_config`), with
 /// the secrets from the environment or the demo's.
 pub fn stack_filter_config(edge_id: Option<&str>) -> String {
-    seckill_stack::envoy_proc::stack_filter_config(&secret("SECKILL_TICKET_SECRET", "dev-ticket-secret"), &secret("SECKILL_EDGE_KEY", "dev-edge-key"), edge_id)
+    seckill_stack::envoy_proc::stack_filter_config(&secret("SECKILL_TICKET_SECRET", demo::TICKET_SECRET), &secret("SECKILL_EDGE_KEY", demo::EDGE_KEY), edge_id)
 }
 
 pub fn up(args: &UpArgs) -> Result<(), String> {

@@ -12,12 +12,18 @@
 //! - [`throttle`]: the one-request-per-window rule shared by the edge and the page.
 //! - [`challenge`]: the proof-of-work challenge a sale may ask of buys: issue, solve, verify.
 //! - [`headers`]: names of the `x-seckill-*` headers exchanged between edge and origin.
+//! - [`order`]: the order id `<sku>.<n>`, an order's state, the my-orders and pay answers.
+//! - [`session`]: the demo login's request and answer.
+//! - [`demo`]: the demo stack's secrets.
 
 pub mod challenge;
+pub mod demo;
 pub mod feed;
 pub mod headers;
+pub mod order;
 pub mod outcome;
 pub mod sale;
+pub mod session;
 pub mod throttle;
 pub mod ticket;
 

@@ -189,7 +189,7 @@ impl Verifier {
 mod tests {
     use super::*;
 
-    const S: &[u8] = b"dev-ticket-secret";
+    const S: &[u8] = crate::demo::TICKET_SECRET.as_bytes();
 
     #[test]
     fn mint_then_verify() {

@@ -130,13 +130,9 @@ pub struct Edge {
     flags_read_at: std::cell::Cell<Option<u64>>,
 }
 
-/// `n` of an order id `<sku>.<n>` (canonical decimal only, so it can be rebuilt exactly).
+/// `n` of an order id `<sku>.<n>` of this `sku` (see [`seckill_core::order::parse_order_id`]).
 pub fn parse_order_seq(order_id: &str, sku: &str) -> Option<u64> {
-    let n = order_id.strip_prefix(sku)?.strip_prefix('.')?;
-    if n.is_empty() || n.len() > 20 || !n.bytes().all(|b| b.is_ascii_digit()) || (n.len() > 1 && n.starts_with('0')) {
-        return None;
-    }
-    n.parse().ok()
+    seckill_core::order::parse_order_id(order_id).filter(|(s, _)| *s == sku).map(|(_, n)| n)
 }
 
 impl Edge {

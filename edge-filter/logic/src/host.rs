@@ -1,12 +1,15 @@
 //! What the decision logic needs from its host (Envoy), as a trait.
 //!
 //! The real implementation lives in the `seckill-edge-filter` glue and calls proxy-wasm; tests use
-//! [`MemHost`], an in-memory stand-in with Envoy's shared-data semantics (values with a CAS
+//! `MemHost` (compiled for tests only, so never shipped in the Wasm module), an in-memory stand-in with Envoy's shared-data semantics (values with a CAS
 //! token; a write with a stale token fails) that can also inject CAS conflicts and host failures.
 //! Keeping the logic behind this trait is what lets every rule be unit-tested natively.
 
+#[cfg(test)]
 use std::cell::{Cell, RefCell};
+#[cfg(test)]
 use std::collections::HashMap;
+#[cfg(test)]
 use std::rc::Rc;
 
 /// A value read from shared data and its compare-and-swap token (`None` when the key is absent).
@@ -205,13 +208,15 @@ pub trait Host {
     fn log(&self, level: Level, message: &str);
 }
 
-/// One shared-data store (Envoy keeps one per VM id, shared by every worker).
+/// One shared-data store (Envoy keeps one per VM id, shared by every worker). Tests only.
+#[cfg(test)]
 #[derive(Debug, Default)]
 pub struct MemStore {
     data: RefCell<HashMap<String, (Vec<u8>, u32)>>,
     next_cas: Cell<u32>,
 }
 
+#[cfg(test)]
 impl MemStore {
     pub fn new() -> Rc<MemStore> {
         Rc::new(MemStore::default())
@@ -235,7 +240,8 @@ impl MemStore {
 }
 
 /// A test host: a shared [`MemStore`] (several `MemHost`s on one store = several workers), a
-/// settable clock, counters and logs, and fault injection.
+/// settable clock, counters and logs, and fault injection. Tests only.
+#[cfg(test)]
 #[derive(Debug)]
 pub struct MemHost {
     pub store: Rc<MemStore>,
@@ -251,6 +257,7 @@ pub struct MemHost {
     pub calls: Cell<(u64, u64)>,
 }
 
+#[cfg(test)]
 impl MemHost {
     pub fn new(store: Rc<MemStore>, now: u64) -> MemHost {
         MemHost {
@@ -274,6 +281,7 @@ impl MemHost {
     }
 }
 
+#[cfg(test)]
 impl Host for MemHost {
     fn now_ms(&self) -> Result<u64, HostError> {
         if self.broken.get() {

@@ -18,6 +18,3 @@ pub const LEASE: &str = "sk1/lease";
 pub const WORKERS: &str = "sk1/workers";
 /// Largest `buckets` whose keys have all been created.
 pub const INIT: &str = "sk1/init";
-
-/// Every control key (not the bucket keys).
-pub const CONTROL: [&str; 6] = [META, FEED, SOLD, LEASE, WORKERS, INIT];

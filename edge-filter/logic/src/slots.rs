@@ -393,7 +393,7 @@ mod tests {
     /// hand-written SipHash-2-4 this crate used before `siphasher`, and must stay as they are.
     #[test]
     fn slots_are_pinned() {
-        let h = SlotHasher::new(b"dev-edge-key");
+        let h = SlotHasher::new(seckill_core::demo::EDGE_KEY.as_bytes());
         let (z, q) = ("z".repeat(64), "q".repeat(64));
         let cases = [
             ("alice", "phone", 59_156, 0x1f0f_ea4a_22a3_1e40),

@@ -15,7 +15,7 @@ use crate::keys;
 use crate::poller::{claim_worker_id, init_keys, Poller};
 use crate::slots::{bucket_key, Bucket};
 
-const SECRET: &str = "dev-ticket-secret";
+const SECRET: &str = seckill_core::demo::TICKET_SECRET;
 const T0: u64 = 1_800_000_000_000; // a Unix ms "now"
 const START: u64 = T0 + 10_000;
 const END: u64 = T0 + 3_600_000;

@@ -87,7 +87,7 @@ mod tests {
     use super::*;
     use seckill_core::ticket::mint;
 
-    const S: &[u8] = b"dev-ticket-secret";
+    const S: &[u8] = seckill_core::demo::TICKET_SECRET.as_bytes();
 
     #[test]
     fn a_repeat_hits_and_is_still_checked_for_expiry() {

@@ -7,7 +7,8 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use seckill_origin::redis_conn::RedisTarget;
 use seckill_origin::store::Durability;
-use seckill_origin::settings::{Settings, DEV_ADMIN_TOKEN, DEV_EDGE_KEY, DEV_TICKET_SECRET};
+use seckill_core::demo;
+use seckill_origin::settings::Settings;
 
 #[derive(Parser, Debug)]
 #[command(name = "seckill-origin", about = "Flash-sale origin: commits stock in Redis, serves the admin API and the edge's flags feed")]
@@ -84,10 +85,10 @@ fn settings(cli: Cli) -> anyhow::Result<Settings> {
     s.durability = Durability { replicas, wait: Duration::from_millis(cli.won_wait_ms) };
     s.ticket_secrets = cli.ticket_secret.into_iter().filter(|x| !x.is_empty()).collect();
     if s.ticket_secrets.is_empty() {
-        s.ticket_secrets = vec![secret(None, cli.dev, DEV_TICKET_SECRET, "SECKILL_TICKET_SECRET")?];
+        s.ticket_secrets = vec![secret(None, cli.dev, demo::TICKET_SECRET, "SECKILL_TICKET_SECRET")?];
     }
-    s.admin_token = secret(cli.admin_token, cli.dev, DEV_ADMIN_TOKEN, "SECKILL_ADMIN_TOKEN")?;
-    s.edge_key = secret(cli.edge_key, cli.dev, DEV_EDGE_KEY, "SECKILL_EDGE_KEY")?;
+    s.admin_token = secret(cli.admin_token, cli.dev, demo::ADMIN_TOKEN, "SECKILL_ADMIN_TOKEN")?;
+    s.edge_key = secret(cli.edge_key, cli.dev, demo::EDGE_KEY, "SECKILL_EDGE_KEY")?;
     s.demo_login = !cli.no_demo_login;
     s.ticket_ttl_s = cli.ticket_ttl_s;
     s.redis_timeout = Duration::from_millis(cli.redis_timeout_ms.max(1));

@@ -90,7 +90,7 @@ async fn one(scenario: &Scenario, mode: Mode, origin: OriginKind, out: &Path, pr
         Mode::Edge => "e2e-edge",
         Mode::Direct => "e2e-direct",
     };
-    let stack = tokio::task::spawn_blocking(move || Stack::start(name, origin, mode == Mode::Edge, &[])).await??;
+    let stack = tokio::task::spawn_blocking(move || Stack::start(name, origin, mode == Mode::Edge)).await??;
     let addresses = Addresses { edge: stack.edge_url(), origin: stack.origin_url(), envoy_admin: stack.envoy_admin_url() };
     let report = simulate(Options { scenario: scenario.clone(), mode, addresses, secrets: Secrets::default(), create_sale: true, progress }).await;
     tokio::task::spawn_blocking(move || drop(stack)).await?;

@@ -10,8 +10,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use seckill_origin::settings::{DEV_ADMIN_TOKEN, DEV_EDGE_KEY, DEV_TICKET_SECRET};
-use seckill_stack::envoy_proc::{dev_filter_config, EdgeSettings, EnvoyProc};
+use seckill_core::demo;
+use seckill_stack::envoy_proc::{stack_filter_config, EdgeSettings, EnvoyProc};
 use seckill_stack::net::{free_port, http_get};
 use seckill_stack::origin_proc::OriginProc;
 use seckill_stack::paths;
@@ -135,7 +135,7 @@ pub fn filter_wasm() -> Result<PathBuf, HarnessError> {
 }
 
 fn wait_ready(origin: SocketAddr) -> bool {
-    let auth = format!("Bearer {DEV_ADMIN_TOKEN}");
+    let auth = demo::ADMIN_AUTHORIZATION.to_owned();
     (0..200).any(|_| {
         let ok = matches!(http_get(origin, "/readyz", &[("authorization", &auth)], Duration::from_secs(1)), Some((200, _)));
         if !ok {
@@ -147,9 +147,10 @@ fn wait_ready(origin: SocketAddr) -> bool {
 
 impl Stack {
     /// Start a stack named `name` (its logs and data go to a scratch folder under
-    /// `target/seckill/tmp/`). `edge`: also start Envoy with the filter, configured with the demo
-    /// stack's settings plus `filter_extra` (e.g. `("window_ms", "1000")`).
-    pub fn start(name: &str, origin: OriginKind, edge: bool, filter_extra: &[(&str, &str)]) -> Result<Stack, HarnessError> {
+    /// `target/seckill/tmp/`). `edge`: also start Envoy with the filter, configured exactly as the
+    /// stack's (`seckill_stack::envoy_proc::stack_filter_config`: the demo secrets, the start
+    /// lottery on), so the simulator measures the filter `cargo xtask up` runs.
+    pub fn start(name: &str, origin: OriginKind, edge: bool) -> Result<Stack, HarnessError> {
         let dir = paths::scratch_dir(name);
         let redis = RedisProc::start(free_port(), &dir.join("redis"), STACK_FSYNC)?;
         let origin_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
@@ -174,7 +175,7 @@ impl Stack {
                 admin_port: free_port(),
                 origins: vec![origin_addr],
                 filter_wasm: filter_wasm()?,
-                filter_config: dev_filter_config(DEV_TICKET_SECRET, DEV_EDGE_KEY, filter_extra),
+                filter_config: stack_filter_config(demo::TICKET_SECRET, demo::EDGE_KEY, None),
                 site_dir: paths::workspace().join("static-site/public"),
             };
             Some(EnvoyProc::start(&bin, &settings, &dir, 2).map_err(HarnessError::Edge)?)

@@ -43,8 +43,8 @@ pub struct Secrets {
 
 impl Default for Secrets {
     fn default() -> Self {
-        use seckill_origin::settings::{DEV_ADMIN_TOKEN, DEV_EDGE_KEY, DEV_TICKET_SECRET};
-        Secrets { ticket_secret: DEV_TICKET_SECRET.into(), admin_token: DEV_ADMIN_TOKEN.into(), edge_key: DEV_EDGE_KEY.into() }
+        use seckill_core::demo;
+        Secrets { ticket_secret: demo::TICKET_SECRET.into(), admin_token: demo::ADMIN_TOKEN.into(), edge_key: demo::EDGE_KEY.into() }
     }
 }
 

@@ -86,7 +86,7 @@ fn orders_in_redis(stack: &Stack, sku: &str) -> HashMap<String, String> {
 }
 
 async fn start(name: &'static str, edge: bool) -> Stack {
-    tokio::task::spawn_blocking(move || Stack::start(name, OriginKind::InProcess, edge, &[])).await.expect("join").expect("stack starts")
+    tokio::task::spawn_blocking(move || Stack::start(name, OriginKind::InProcess, edge)).await.expect("join").expect("stack starts")
 }
 
 async fn run(stack: &Stack, mode: Mode, scenario: Scenario) -> Report {
@@ -118,7 +118,7 @@ async fn crowd_through_the_edge_agrees_with_envoy_origin_admin_and_redis() {
     assert!(r.consistent(), "a cross-check failed");
 
     // Figure by figure, independently of the report's own checks.
-    let probe = Probe::new(stack.envoy_admin_url(), &stack.origin_url(), "dev-admin-token", &sku);
+    let probe = Probe::new(stack.envoy_admin_url(), &stack.origin_url(), seckill_core::demo::ADMIN_TOKEN, &sku);
     let now: Snapshot = probe.snapshot().await.expect("snapshot");
     let edge = r.edge_delta.as_ref().expect("edge stats");
     let f = &r.funnel;

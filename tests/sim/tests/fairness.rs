@@ -76,7 +76,7 @@ retry_for_ms = 5000
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_population_wins_more_per_uid_than_honest_shoppers() {
-    let stack = tokio::task::spawn_blocking(|| Stack::start("sim-fairness", OriginKind::InProcess, true, &[("start_lottery_ms", "1000")]))
+    let stack = tokio::task::spawn_blocking(|| Stack::start("sim-fairness", OriginKind::InProcess, true))
         .await
         .expect("join")
         .expect("stack starts");

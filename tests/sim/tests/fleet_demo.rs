@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use seckill_core::demo;
 use seckill_sim::crowd::{Mode, Stop};
 use seckill_sim::scenario::Scenario;
 use seckill_sim::{simulate, Addresses, Options, Secrets};
@@ -20,10 +21,10 @@ fn start_fleet() -> Fleet {
     std::fs::create_dir_all(&site).expect("site dir");
     std::fs::write(site.join("index.html"), "<!doctype html><title>sale</title>").expect("index.html");
     let envoy = paths::envoy_bin().expect("Envoy: run through `cargo xtask test`, or set ENVOY_BIN");
-    let config = |_: usize, edge_id: Option<&str>| stack_filter_config("dev-ticket-secret", "dev-edge-key", edge_id);
+    let config = |_: usize, edge_id: Option<&str>| stack_filter_config(demo::TICKET_SECRET, demo::EDGE_KEY, edge_id);
     let inputs = EdgeInputs { envoy_bin: &envoy, filter_wasm: paths::filter_wasm(), filter_config: &config, site_dir: site };
     let spec = FleetSpec { edges: 3, front: true, origins: 2, cluster: true, concurrency: 2 };
-    Fleet::start(spec, PublicPorts::default(), &dir, &paths::native_bin("seckill-origin"), "dev-admin-token", &inputs).expect("fleet starts")
+    Fleet::start(spec, PublicPorts::default(), &dir, &paths::native_bin("seckill-origin"), demo::ADMIN_TOKEN, &inputs).expect("fleet starts")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

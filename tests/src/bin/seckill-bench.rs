@@ -14,10 +14,10 @@
 //!   10,000,000 uids and a reading every million (`target/bench/edge-memory-10m.json`).
 //! - `cluster`: commits/s of a 1,000-sku sale on a standalone Redis, the 3-master cluster, and the
 //!   cluster with the failover-safe `won` rule (`WAIT 1 150`), and one hot sku's commit rate
-//!   (`seckill_tests::bench_cluster`, `target/bench/cluster.json`).
+//!   (`seckill_tests::bench::cluster`, `target/bench/cluster.json`).
 //! - `soak [minutes]` (`cargo xtask soak`): the whole stack under a steady crowd whose data stays
 //!   bounded, the memory of Envoy, the origin and Redis sampled every 10 s and its trend checked
-//!   (`seckill_tests::soak`, `target/bench/soak.json`).
+//!   (`seckill_tests::bench::soak`, `target/bench/soak.json`).
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -32,7 +32,7 @@ use seckill_tests::redis_proc::{Fsync, RedisProc};
 
 const CONNECTIONS: usize = 64;
 const SECONDS: u64 = 4;
-const ADMIN: &str = "Bearer dev-admin-token";
+const ADMIN: &str = seckill_core::demo::ADMIN_AUTHORIZATION;
 
 fn write_result(name: &str, value: &serde_json::Value) {
     let dir = paths::target_dir().join("bench");
@@ -67,7 +67,7 @@ async fn origin_rate(origin: &str, sku: &str, round: usize) -> anyhow::Result<f6
             while Instant::now() < deadline {
                 let uid = format!("r{round}c{c}n{i}");
                 i += 1;
-                match http.send(hyper::Method::POST, &url, &[("x-seckill-edge-key", "dev-edge-key"), ("x-seckill-uid", &uid)], "").await {
+                match http.send(hyper::Method::POST, &url, &[("x-seckill-edge-key", seckill_core::demo::EDGE_KEY), ("x-seckill-uid", &uid)], "").await {
                     Ok(a) if a.status == 201 => won.fetch_add(1, Ordering::Relaxed),
                     _ => other.fetch_add(1, Ordering::Relaxed),
                 };
@@ -168,12 +168,12 @@ async fn bench_origin() -> anyhow::Result<()> {
 async fn bench_edge(throughput: bool, memory: bool) -> anyhow::Result<()> {
     let mut r = serde_json::Map::new();
     if throughput {
-        r.insert("throughput".into(), seckill_tests::bench_edge::throughput().await?);
-        r.insert("challenge".into(), tokio::task::spawn_blocking(seckill_tests::bench_challenge::run).await?);
+        r.insert("throughput".into(), seckill_tests::bench::edge::throughput().await?);
+        r.insert("challenge".into(), tokio::task::spawn_blocking(seckill_tests::bench::challenge::run).await?);
     }
     if memory {
-        use seckill_tests::bench_edge::{MEMORY_CHECKPOINT_EVERY, MEMORY_UIDS};
-        r.insert("memory_1m_uids".into(), seckill_tests::bench_edge::memory(MEMORY_UIDS, MEMORY_CHECKPOINT_EVERY).await?);
+        use seckill_tests::bench::edge::{MEMORY_CHECKPOINT_EVERY, MEMORY_UIDS};
+        r.insert("memory_1m_uids".into(), seckill_tests::bench::edge::memory(MEMORY_UIDS, MEMORY_CHECKPOINT_EVERY).await?);
     }
     write_result("edge", &serde_json::Value::Object(r));
     Ok(())
@@ -182,8 +182,8 @@ async fn bench_edge(throughput: bool, memory: bool) -> anyhow::Result<()> {
 /// 10,000,000 distinct uids through the edge, a reading every million; fails when Envoy's memory
 /// grew past the filter's stated bound at any reading.
 async fn bench_edge_memory_10m() -> anyhow::Result<()> {
-    use seckill_tests::bench_edge::{MEMORY_10M_CHECKPOINT_EVERY, MEMORY_10M_UIDS};
-    let r = seckill_tests::bench_edge::memory(MEMORY_10M_UIDS, MEMORY_10M_CHECKPOINT_EVERY).await?;
+    use seckill_tests::bench::edge::{MEMORY_10M_CHECKPOINT_EVERY, MEMORY_10M_UIDS};
+    let r = seckill_tests::bench::edge::memory(MEMORY_10M_UIDS, MEMORY_10M_CHECKPOINT_EVERY).await?;
     write_result("edge-memory-10m", &r);
     anyhow::ensure!(r["within_bound"] == serde_json::Value::Bool(true), "Envoy's memory grew past the filter's stated bound (see above)");
     Ok(())
@@ -192,11 +192,11 @@ async fn bench_edge_memory_10m() -> anyhow::Result<()> {
 /// `soak [minutes]`: the whole stack under a steady, bounded crowd; fails when memory keeps growing.
 async fn soak(minutes: Option<String>) -> anyhow::Result<()> {
     let minutes = match minutes {
-        None => seckill_tests::soak::DEFAULT_MINUTES,
+        None => seckill_tests::bench::soak::DEFAULT_MINUTES,
         Some(m) => m.parse::<u64>().map_err(|_| anyhow::anyhow!("soak: minutes must be a whole number, got `{m}`"))?,
     };
-    let settings = seckill_tests::soak::SoakSettings::for_minutes(minutes)?;
-    let report = seckill_tests::soak::run(&settings).await?;
+    let settings = seckill_tests::bench::soak::SoakSettings::for_minutes(minutes)?;
+    let report = seckill_tests::bench::soak::run(&settings).await?;
     write_result("soak", &report.to_json(&settings));
     report.verdict()
 }
@@ -210,14 +210,14 @@ async fn main() -> std::process::ExitCode {
         "edge-throughput" => bench_edge(true, false).await,
         "edge-memory" => bench_edge(false, true).await,
         "edge-memory-10m" => bench_edge_memory_10m().await,
-        "edge-challenge" => match tokio::task::spawn_blocking(seckill_tests::bench_challenge::run).await {
+        "edge-challenge" => match tokio::task::spawn_blocking(seckill_tests::bench::challenge::run).await {
             Ok(r) => {
                 write_result("edge-challenge", &r);
                 Ok(())
             }
             Err(e) => Err(e.into()),
         },
-        "cluster" => seckill_tests::bench_cluster::run().await.map(|r| write_result("cluster", &r)),
+        "cluster" => seckill_tests::bench::cluster::run().await.map(|r| write_result("cluster", &r)),
         "soak" => soak(std::env::args().nth(2)).await,
         "all" => match bench_origin().await {
             Ok(()) => bench_edge(true, true).await,

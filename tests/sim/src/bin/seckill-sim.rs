@@ -79,11 +79,11 @@ enum Cmd {
         /// Also fail when a demo target is missed.
         #[arg(long)]
         strict: bool,
-        #[arg(long, env = "SECKILL_TICKET_SECRET", default_value = "dev-ticket-secret", hide_env_values = true)]
+        #[arg(long, env = "SECKILL_TICKET_SECRET", default_value = seckill_core::demo::TICKET_SECRET, hide_env_values = true)]
         ticket_secret: String,
-        #[arg(long, env = "SECKILL_ADMIN_TOKEN", default_value = "dev-admin-token", hide_env_values = true)]
+        #[arg(long, env = "SECKILL_ADMIN_TOKEN", default_value = seckill_core::demo::ADMIN_TOKEN, hide_env_values = true)]
         admin_token: String,
-        #[arg(long, env = "SECKILL_EDGE_KEY", default_value = "dev-edge-key", hide_env_values = true)]
+        #[arg(long, env = "SECKILL_EDGE_KEY", default_value = seckill_core::demo::EDGE_KEY, hide_env_values = true)]
         edge_key: String,
     },
     /// The end-to-end benchmark: the same crowd through the edge and straight at the origin, each
@@ -149,7 +149,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<bool> {
                 s.limits.max_duration_ms / 1000
             );
             let (stack, addresses, secrets) = if own_stack {
-                let stack = tokio::task::spawn_blocking(move || Stack::start("sim-run", OriginKind::Auto, mode == Mode::Edge, &[])).await??;
+                let stack = tokio::task::spawn_blocking(move || Stack::start("sim-run", OriginKind::Auto, mode == Mode::Edge)).await??;
                 eprintln!("seckill-sim: own stack on free ports (logs in {})", stack.dir().display());
                 let a = Addresses { edge: stack.edge_url(), origin: stack.origin_url(), envoy_admin: stack.envoy_admin_url() };
                 (Some(stack), a, Secrets::default())

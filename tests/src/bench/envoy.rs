@@ -22,12 +22,9 @@ use seckill_stack::net::{free_port, http_get};
 use seckill_stack::paths;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::load::request_bytes;
+use crate::bench::load::request_bytes;
 
-/// The demo stack's ticket secret (see CONTRACT.md); the bench and tests mint tickets with it.
-pub const TICKET_SECRET: &str = "dev-ticket-secret";
-/// The demo stack's edge key.
-pub const EDGE_KEY: &str = "dev-edge-key";
+pub use seckill_core::demo::{EDGE_KEY, TICKET_SECRET};
 /// The sku every benchmark buy is for.
 pub const SKU: &str = "bench";
 

@@ -23,7 +23,7 @@ use futures::StreamExt;
 use hyper::Method;
 use seckill_origin::client::HttpClient;
 
-use crate::edge_bench::{envoy_bin, filter_wasm, rss_bytes, Memory, TICKET_SECRET};
+use crate::bench::envoy::{envoy_bin, filter_wasm, rss_bytes, Memory, TICKET_SECRET};
 use crate::stack_rig::{StackOptions, StackRig};
 
 /// `cargo xtask soak` without `--minutes`.
@@ -57,7 +57,7 @@ pub const SKU_SOLD_OUT: &str = "soak-sold-out";
 /// The sale every uid of the pool won once during priming (stock far above the pool).
 pub const SKU_WON_ONCE: &str = "soak-won-once";
 
-const ADMIN: &str = "Bearer dev-admin-token";
+const ADMIN: &str = seckill_core::demo::ADMIN_AUTHORIZATION;
 
 /// How long and how hard.
 #[derive(Debug, Clone)]

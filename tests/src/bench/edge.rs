@@ -1,7 +1,7 @@
 //! `seckill-bench edge` (`cargo xtask bench edge`): what the seckill filter costs Envoy, and how
 //! much memory a million shoppers leave in it.
 //!
-//! 1. **Throughput**, from one Envoy process ([`crate::edge_bench::BenchEnvoy`], 2 workers): requests
+//! 1. **Throughput**, from one Envoy process ([`crate::bench::envoy::BenchEnvoy`], 2 workers): requests
 //!    per second of a direct response with no filter (1.0), with Envoy's native per-uid
 //!    `local_ratelimit` (fresh uids passed, repeats refused), with our filter's proxy-wasm build
 //!    and its native build (the Envoy dynamic module; fresh uids passed, repeats throttled), and with the reference filter (`edge-filter/reference`) in each of its
@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use seckill_stack::envoy_proc::dev_filter_config;
 
-use crate::edge_bench::{buy_request, envoy_bin, filter_wasm, mib, native_module, slots_bound_bytes, BenchEnvoy, FeedServer, Memory, EDGE_KEY, TICKET_SECRET};
-use crate::load::{self, LoadReport, Source};
+use crate::bench::envoy::{buy_request, envoy_bin, filter_wasm, mib, native_module, slots_bound_bytes, BenchEnvoy, FeedServer, Memory, EDGE_KEY, TICKET_SECRET};
+use crate::bench::load::{self, LoadReport, Source};
 
 /// Connections of the load generator.
 pub const CONNECTIONS: usize = 32;
@@ -394,7 +394,7 @@ pub async fn memory(uids: u64, checkpoint_every: u64) -> anyhow::Result<serde_js
     let grew = |x: u64, y: u64| y.saturating_sub(x);
     let after = checkpoints.last().map(|c| c.memory).unwrap_or(before);
     println!("  sent {uids} uids in {secs:.0} s ({:.0}/s); slot evictions: {evictions}", uids as f64 / secs);
-    println!("  stated bound (slots, whole process): {buckets} x (4 + 25 x {slots} + {}) = {} ({bound} B)", crate::edge_bench::KEY_OVERHEAD_BYTES, mib(bound));
+    println!("  stated bound (slots, whole process): {buckets} x (4 + 25 x {slots} + {}) = {} ({bound} B)", crate::bench::envoy::KEY_OVERHEAD_BYTES, mib(bound));
     println!("  {:<12} {:>12} {:>12} {:>12} {:>14} {:>14}", "uids", "VmRSS", "allocated", "heap_size", "RSS growth", "alloc. growth");
     println!("  {:<12} {:>12} {:>12} {:>12} {:>14} {:>14}", "before", mib(before.rss), mib(before.allocated), mib(before.heap_size), "", "");
     for c in &checkpoints {
