@@ -2,8 +2,10 @@
 //!
 //! It exists only to connect Envoy to `seckill-edge`, where every decision lives: it implements
 //! [`Host`] with proxy-wasm host calls, reads the few request/response headers the logic needs,
-//! strips client `x-seckill-*` headers, sends the logic's local replies, and runs the feed poller
-//! on the root context's tick. Nothing here decides anything.
+//! strips client `x-seckill-*` headers, sends the logic's local replies, and on the root
+//! context's tick runs the feed poller and has the held-request scheduler
+//! (`seckill_edge::scheduler`: turn order, how many per tick, the tick rate) act on held streams
+//! through [`Streams`]. Nothing here decides anything.
 //!
 //! Panics are avoided on every path (a panic kills the Wasm VM of a whole worker): only the
 //! `Result`-returning host calls are used, header values are read as bytes (the SDK's string
@@ -15,8 +17,7 @@
 //! request headers are fetched in one call and read in place ([`RequestHeaders`], no allocation
 //! per header), and an origin answer's order id is read only for wins.
 
-use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::cell::Cell;
 use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -26,7 +27,7 @@ use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, Metr
 
 use seckill_core::headers;
 use seckill_edge::poller::{claim_worker_id, init_keys};
-use seckill_edge::{Config, Counter, Decision, Edge, Held, Host, HostError, Learn, Level, Poller, Request, SetError, Shared};
+use seckill_edge::{Config, Counter, Decision, Edge, HeldStreams, Host, HostError, Learn, Level, Poller, Request, SetError, Shared, Streams, TickRate};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
@@ -164,65 +165,30 @@ impl Host for EnvoyHost {
 struct Worker {
     edge: Edge,
     host: EnvoyHost,
-    /// Requests paused on [`Decision::Hold`], by HTTP context id: decided again on the tick at
-    /// their turn.
-    held: RefCell<Vec<(u32, Held)>>,
-    /// What to learn from the answer to a held request passed on from the tick (the tick cannot
-    /// reach the `Http` context itself).
-    learn_later: RefCell<HashMap<u32, Learn>>,
+    /// Buys paused on [`Decision::Hold`], by HTTP context id (`seckill_edge::scheduler`).
+    held: HeldStreams<u32>,
 }
 
-/// How many paused streams one tick resumes or answers. Envoy runs each of those actions after
-/// the tick's VM call returns, and an answer calls back into the VM (the response callback), which
-/// runs the next queued action before it returns: N actions nest N VM calls on the native stack.
-/// V8 ran out of stack with a few hundred (a whole sold-out crowd answered in one tick, seen in
-/// the demo); 16 stays far from that.
-const MAX_TURNS_PER_TICK: usize = 16;
+/// The held streams as the scheduler acts on them: proxy-wasm calls on the effective context.
+struct EnvoyStreams<'a> {
+    host: &'a EnvoyHost,
+}
 
-/// The tick period while requests are held: turns are served within about this long.
-const HOLD_TICK_MS: u64 = 10;
+impl Streams<u32> for EnvoyStreams<'_> {
+    fn select(&mut self, context_id: &u32) -> bool {
+        hostcalls::set_effective_context(*context_id).is_ok()
+    }
 
-impl Worker {
-    /// Decide up to [`MAX_TURNS_PER_TICK`] held requests whose turn has come, in turn order, and
-    /// resume or answer each. Leaves the effective context on whichever stream it served last:
-    /// the caller restores it.
-    fn serve_turns(&self, now: u64) {
-        let due: Vec<(u32, Held)> = match self.held.try_borrow_mut() {
-            Ok(mut held) => {
-                held.sort_by_key(|(_, h)| h.turn_ms);
-                let n = held.iter().take_while(|(_, h)| h.turn_ms <= now).count().min(MAX_TURNS_PER_TICK);
-                held.drain(..n).collect()
-            }
-            Err(_) => return,
-        };
-        for (context_id, h) in due {
-            // The stream may be gone (client closed): then there is nothing to resume.
-            if hostcalls::set_effective_context(context_id).is_err() {
-                continue;
-            }
-            match self.edge.on_turn(&self.host, &h, now) {
-                Decision::Hold(again) => {
-                    if let Ok(mut held) = self.held.try_borrow_mut() {
-                        held.push((context_id, again));
-                    }
-                }
-                Decision::Forward(fwd) => {
-                    set_request_headers(&self.host, &fwd.set_headers);
-                    if let (Some(learn), Ok(mut later)) = (fwd.learn, self.learn_later.try_borrow_mut()) {
-                        later.insert(context_id, learn);
-                    }
-                    if hostcalls::resume_http_request().is_err() {
-                        self.host.count(Counter::HostErrors);
-                    }
-                }
-                Decision::Reply(reply) => {
-                    if send_reply(&reply).is_err() {
-                        self.host.count(Counter::HostErrors);
-                        let _ = hostcalls::resume_http_request();
-                    }
-                }
-            }
-        }
+    fn set_headers(&mut self, headers: &[(&'static str, String)]) {
+        set_request_headers(self.host, headers);
+    }
+
+    fn resume(&mut self) -> bool {
+        hostcalls::resume_http_request().is_ok()
+    }
+
+    fn reply(&mut self, reply: &seckill_edge::Reply) -> bool {
+        send_reply(reply).is_ok()
     }
 }
 
@@ -244,15 +210,14 @@ struct Root {
     context_id: u32,
     worker: Option<Rc<Worker>>,
     poller: Option<Poller>,
-    /// Ticking every [`HOLD_TICK_MS`] (requests are held) rather than every poll interval.
-    fast: bool,
-    /// When the per-poll-interval work (counts, worker count, flags, feed poll) last ran.
-    slow_work_at: Option<u64>,
+    /// The tick's period and when its per-poll-interval work (counts, worker count, flags, feed
+    /// poll) is due.
+    tick: TickRate,
 }
 
 impl Root {
     fn new(context_id: u32) -> Root {
-        Root { context_id, worker: None, poller: None, fast: false, slow_work_at: None }
+        Root { context_id, worker: None, poller: None, tick: TickRate::new(0) }
     }
 }
 
@@ -311,7 +276,8 @@ impl RootContext for Root {
                 cfg.buckets, cfg.slots_per_bucket, cfg.window_ms, cfg.poll_interval_ms, cfg.origin_cluster
             ),
         );
-        self.worker = Some(Rc::new(Worker { edge: Edge::new(cfg), host, held: RefCell::new(Vec::new()), learn_later: RefCell::new(HashMap::new()) }));
+        self.tick = TickRate::new(cfg.poll_interval_ms);
+        self.worker = Some(Rc::new(Worker { edge: Edge::new(cfg), host, held: HeldStreams::default() }));
         self.poller = Some(Poller::new(worker_id));
         true
     }
@@ -322,18 +288,18 @@ impl RootContext for Root {
             worker.host.count(Counter::HostErrors);
             return;
         };
-        worker.serve_turns(now);
+        worker.held.serve_turns(&worker.edge, &worker.host, &mut EnvoyStreams { host: &worker.host }, now);
         // Back to the root context: what follows belongs to it, not to a served stream.
         let _ = hostcalls::set_effective_context(self.context_id);
-        let interval = worker.edge.config().poll_interval_ms;
-        let holding = worker.held.try_borrow().map(|h| !h.is_empty()).unwrap_or(false);
-        if holding != self.fast && hostcalls::set_tick_period(Duration::from_millis(if holding { HOLD_TICK_MS } else { interval })).is_ok() {
-            self.fast = holding;
+        let holding = worker.held.holding();
+        if let Some(period) = self.tick.wanted_period(holding) {
+            if hostcalls::set_tick_period(Duration::from_millis(period)).is_ok() {
+                self.tick.period_set(holding);
+            }
         }
-        if self.fast && self.slow_work_at.is_some_and(|t| now.saturating_sub(t) < interval && now >= t) {
+        if !self.tick.slow_work_due(now) {
             return;
         }
-        self.slow_work_at = Some(now);
         worker.host.flush_counts();
         worker.edge.on_tick(&worker.host);
         worker.edge.refresh_flags(&worker.host);
@@ -368,12 +334,7 @@ impl Drop for Http {
     /// The stream is over (answered, or the client went away while held): forget it.
     fn drop(&mut self) {
         if let Some(w) = &self.worker {
-            if let Ok(mut held) = w.held.try_borrow_mut() {
-                held.retain(|(id, _)| *id != self.context_id);
-            }
-            if let Ok(mut later) = w.learn_later.try_borrow_mut() {
-                later.remove(&self.context_id);
-            }
+            w.held.forget(&self.context_id);
         }
     }
 }
@@ -421,24 +382,21 @@ impl HttpContext for Http {
                 self.learn = fwd.learn;
                 Action::Continue
             }
-            Decision::Hold(held) => match worker.held.try_borrow_mut() {
-                Ok(mut queue) => {
-                    queue.push((self.context_id, held));
+            // Cannot queue it (never expected, counted): let the origin decide.
+            Decision::Hold(held) => {
+                if worker.held.hold(&worker.host, self.context_id, held) {
                     Action::Pause
-                }
-                // Cannot queue it (never expected): let the origin decide.
-                Err(_) => {
-                    worker.host.count(Counter::HostErrors);
+                } else {
                     Action::Continue
                 }
-            },
+            }
         }
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         // Only answers to buys this filter passed on are learned from (never its own replies).
         let Some(worker) = self.worker.as_ref() else { return Action::Continue };
-        let later = || worker.learn_later.try_borrow_mut().ok().and_then(|mut m| m.remove(&self.context_id));
+        let later = || worker.held.take_learn(&self.context_id);
         let Some(learn) = self.learn.take().or_else(later) else { return Action::Continue };
         let read = |name: &str| bytes_to_string(hostcalls::get_map_value_bytes(MapType::HttpResponseHeaders, name).ok().flatten());
         let outcome = read(headers::OUTCOME);

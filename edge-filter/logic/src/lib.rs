@@ -17,6 +17,8 @@
 //! - [`recent`]: each worker's bounded copy of the slot entries it touched (repeats are refused
 //!   without reading shared data, where that copy cannot be out of date).
 //! - [`flags`]: the sale flags shared by all workers; [`poller`]: the one worker that fetches them.
+//! - [`scheduler`]: buys held at the edge until their lottery turn (turn order, how many a tick
+//!   serves, the tick rate), shared by both glues.
 //! - [`reply`]: the answers the edge gives itself; [`keys`]: every shared-data key name.
 //! - [`host`]: the host trait, counters, and the in-memory test host.
 //!
@@ -34,6 +36,7 @@ pub mod poller;
 pub mod recent;
 pub mod reply;
 pub mod route;
+pub mod scheduler;
 pub mod siphash;
 pub mod slots;
 pub mod tickets;
@@ -43,6 +46,7 @@ pub use edge::{Decision, Edge, Forward, Held, Learn, Request};
 pub use host::{Counter, Host, HostError, Level, Reason, SetError, Shared};
 pub use poller::{PollRequest, Poller};
 pub use reply::Reply;
+pub use scheduler::{HeldStreams, Streams, TickRate, TurnQueue, HOLD_TICK_MS, MAX_TURNS_PER_TICK};
 
 #[cfg(test)]
 mod tests;

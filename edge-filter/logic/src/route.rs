@@ -3,6 +3,11 @@
 //! The Envoy listener sends every `/api/` request through the filter; only a few routes get
 //! decisions at the edge, the rest are passed on with client `x-seckill-*` headers stripped.
 
+/// The path on which the test-only builds panic on purpose (the proxy-wasm filter built with its
+/// `test-fault` feature, the native module's `seckill_edge_test_fault` filter), to prove a dead VM
+/// comes back and a native panic answers `busy`. No shipped build acts on it.
+pub const TEST_FAULT_PATH: &str = "/__seckill_test/panic";
+
 /// A request as the filter classifies it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route<'a> {

@@ -11,7 +11,9 @@
 //!   (`envoy_dynamic_module_callback_http_filter_config_http_callout`) to `origin_cluster`: the
 //!   same Envoy cluster, timeout and headers as the proxy-wasm `dispatch_http_call`;
 //! - every [`HOLD_TICK_MS`] the schedulers of streams held by the start lottery whose turn has
-//!   come, so Envoy runs `on_http_filter_scheduled` on the stream's own **worker thread**.
+//!   come, so Envoy runs `on_http_filter_scheduled` on the stream's own **worker thread**. The
+//!   waiting streams are `seckill-edge`'s [`TurnQueue`] (earliest turn first), the proxy-wasm
+//!   build's scheduler, without its per-tick cap (each wake-up here is its own event).
 
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -20,20 +22,17 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use seckill_edge::poller::init_keys;
-use seckill_edge::{Config, Counter, Host, Level, Poller};
+use seckill_edge::{Config, Counter, Host, Level, Poller, TurnQueue, HOLD_TICK_MS};
 
 use crate::abi::{self, EnvoyPtr, ModuleBuffer, ModuleHttpHeader};
 use crate::host::{self, Counts, NativeHost};
 use crate::store::Store;
 
-/// The tick period for held requests: a held buy is served within about this long of its turn.
-pub const HOLD_TICK_MS: u64 = 10;
-
 /// The filter names this module answers to. The second is a test-only variant with one fault
 /// (a panic on [`FAULT_PATH`]) used to prove that a bug answers `busy` instead of taking Envoy down.
 pub const FILTER_NAME: &str = "seckill_edge";
 pub const FAULT_FILTER_NAME: &str = "seckill_edge_test_fault";
-pub const FAULT_PATH: &str = "/__seckill_test/panic";
+pub const FAULT_PATH: &str = seckill_edge::route::TEST_FAULT_PATH;
 
 /// A raw Envoy pointer the module hands between threads (Envoy allows the calls made with it
 /// from those threads: scheduler commits from anywhere, the rest on the thread noted at use).
@@ -43,14 +42,6 @@ pub struct SendPtr(pub EnvoyPtr);
 unsafe impl Send for SendPtr {}
 // SAFETY: as above.
 unsafe impl Sync for SendPtr {}
-
-/// A stream waiting for its turn: commit `scheduler` at `turn_ms`.
-#[derive(Debug)]
-pub struct Waiting {
-    pub turn_ms: u64,
-    pub stream: u64,
-    pub scheduler: SendPtr,
-}
 
 /// Why a configuration was refused (logged by Envoy's side as a failed filter config).
 #[derive(Debug, thiserror::Error)]
@@ -75,7 +66,8 @@ pub struct Shared {
     envoy: SendPtr,
     scheduler: SendPtr,
     poller: Mutex<Poller>,
-    held: Mutex<Vec<Waiting>>,
+    /// Streams held by the start lottery (stream id → its scheduler), committed at their turn.
+    held: Mutex<TurnQueue<u64, SendPtr>>,
     stop: AtomicBool,
     ticker: Mutex<Option<JoinHandle<()>>>,
 }
@@ -112,7 +104,7 @@ impl Shared {
             envoy: SendPtr(config_envoy),
             scheduler,
             poller: Mutex::new(poller),
-            held: Mutex::new(Vec::new()),
+            held: Mutex::new(TurnQueue::default()),
             stop: AtomicBool::new(false),
             ticker: Mutex::new(None),
         });
@@ -156,24 +148,21 @@ impl Shared {
     /// [`Shared::forget`] takes before a stream deletes its scheduler).
     fn commit_due(&self, now: u64) {
         let mut held = lock(&self.held);
-        held.retain(|w| {
-            if w.turn_ms > now {
-                return true;
-            }
-            // SAFETY: the scheduler is alive while it is in this list (see `forget`).
-            unsafe { abi::envoy_dynamic_module_callback_http_filter_scheduler_commit(w.scheduler.0, w.stream) };
-            false
-        });
+        for (stream, scheduler) in held.take_due(now, usize::MAX) {
+            // SAFETY: the scheduler is alive while it is queued, and we still hold the lock
+            // `forget` takes before a stream deletes its scheduler.
+            unsafe { abi::envoy_dynamic_module_callback_http_filter_scheduler_commit(scheduler.0, stream) };
+        }
     }
 
     /// Wake `stream` through `scheduler` at `turn_ms`.
-    pub fn wait(&self, w: Waiting) {
-        lock(&self.held).push(w);
+    pub fn wait(&self, stream: u64, turn_ms: u64, scheduler: SendPtr) {
+        lock(&self.held).push(stream, turn_ms, scheduler);
     }
 
     /// Forget a stream's waiting entry (before its scheduler is deleted).
     pub fn forget(&self, stream: u64) {
-        lock(&self.held).retain(|w| w.stream != stream);
+        lock(&self.held).forget(&stream);
     }
 
     /// The config scheduler's event (main thread): flush counters, poll the feed when due.

@@ -20,7 +20,7 @@ use seckill_edge::poller::claim_worker_id;
 use seckill_edge::{Counter, Decision, Edge, Held, Host, Learn, Reply, Request};
 
 use crate::abi::{self, EnvoyBuffer, EnvoyHttpHeader, EnvoyPtr, ModuleBuffer, ModuleHttpHeader};
-use crate::config::{self, SendPtr, Shared, Waiting};
+use crate::config::{self, SendPtr, Shared};
 use crate::host::now_ms;
 
 /// One worker thread's edge for one configuration.
@@ -196,7 +196,7 @@ impl Filter {
                     self.shared.host.count(Counter::HostErrors);
                     return abi::STATUS_CONTINUE;
                 };
-                self.shared.wait(Waiting { turn_ms: held.turn_ms, stream: self.stream, scheduler });
+                self.shared.wait(self.stream, held.turn_ms, scheduler);
                 self.held = Some(held);
                 abi::STATUS_STOP_ITERATION
             }
