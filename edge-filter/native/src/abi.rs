@@ -69,6 +69,17 @@ pub struct EnvoyHttpHeader {
     pub value_length: usize,
 }
 
+impl EnvoyHttpHeader {
+    /// The header's name and value.
+    ///
+    /// # Safety
+    /// As [`envoy_bytes`]: a header Envoy handed over in the current call, not yet changed.
+    pub unsafe fn pair<'a>(&self) -> (&'a [u8], &'a [u8]) {
+        // SAFETY: per the contract.
+        unsafe { (envoy_bytes(self.key_ptr, self.key_length), envoy_bytes(self.value_ptr, self.value_length)) }
+    }
+}
+
 /// `envoy_dynamic_module_type_http_header_type`.
 pub const HEADER_REQUEST: u32 = 0;
 pub const HEADER_RESPONSE: u32 = 2;
@@ -180,5 +191,17 @@ pub unsafe fn envoy_bytes<'a>(ptr: *const u8, length: usize) -> &'a [u8] {
         return &[];
     }
     // SAFETY: the caller guarantees `ptr` points to `length` readable bytes for `'a`.
+    unsafe { std::slice::from_raw_parts(ptr, length) }
+}
+
+/// An array Envoy hands over (empty for a null pointer).
+///
+/// # Safety
+/// `ptr` must point to `length` valid `T`s for `'a`, handed over in the current call.
+pub unsafe fn envoy_slice<'a, T>(ptr: *const T, length: usize) -> &'a [T] {
+    if ptr.is_null() || length == 0 {
+        return &[];
+    }
+    // SAFETY: the caller guarantees `ptr` points to `length` valid values for `'a`.
     unsafe { std::slice::from_raw_parts(ptr, length) }
 }
