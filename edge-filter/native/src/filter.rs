@@ -22,6 +22,7 @@ use seckill_edge::{Counter, Decision, Edge, Held, Host, Learn, Reply, Request};
 use crate::abi::{self, EnvoyBuffer, EnvoyHttpHeader, EnvoyPtr, ModuleBuffer, ModuleHttpHeader};
 use crate::config::{self, SendPtr, Shared};
 use crate::host::now_ms;
+use crate::parse;
 
 /// One worker thread's edge for one configuration.
 pub struct Worker {
@@ -109,7 +110,7 @@ fn response_header(envoy: EnvoyPtr, name: &str) -> Option<String> {
     // SAFETY: live filter; `value` is writable.
     let found = unsafe { abi::envoy_dynamic_module_callback_http_get_header(envoy, abi::HEADER_RESPONSE, ModuleBuffer::of(name.as_bytes()), &mut value, 0, std::ptr::null_mut()) };
     // SAFETY: filled by Envoy during this call.
-    found.then(|| String::from_utf8(unsafe { abi::envoy_bytes(value.ptr, value.length) }.to_vec()).ok()).flatten()
+    found.then(|| parse::header_text(unsafe { abi::envoy_bytes(value.ptr, value.length) })).flatten()
 }
 
 impl Filter {
@@ -122,28 +123,13 @@ impl Filter {
     /// into Envoy's map). Returns the decision and the client's reserved header names.
     fn decide(&self, envoy: EnvoyPtr, worker: &Worker) -> (Decision, Vec<Vec<u8>>) {
         let list = request_headers(envoy);
-        let (mut method, mut path, mut authorization, mut proof, mut reserved) = (None, None, None, None, Vec::new());
-        for h in &list {
-            // SAFETY: Envoy's header pointers, valid until the map changes (not before we return).
-            let (name, value) = unsafe { (abi::envoy_bytes(h.key_ptr, h.key_length), abi::envoy_bytes(h.value_ptr, h.value_length)) };
-            let Ok(name) = std::str::from_utf8(name) else { continue };
-            if headers::is_reserved(name) {
-                reserved.push(name.as_bytes().to_vec());
-                continue;
-            }
-            match name {
-                ":method" if method.is_none() => method = std::str::from_utf8(value).ok(),
-                ":path" if path.is_none() => path = std::str::from_utf8(value).ok(),
-                "authorization" if authorization.is_none() => authorization = std::str::from_utf8(value).ok(),
-                seckill_core::challenge::PROOF_HEADER if proof.is_none() => proof = std::str::from_utf8(value).ok(),
-                _ => {}
-            }
-        }
-        if self.shared.fault && path == Some(config::FAULT_PATH) {
+        // SAFETY: Envoy's header pointers, valid until the map changes (not before we return).
+        let head = parse::request_head(list.iter().map(|h| unsafe { h.pair() }));
+        if self.shared.fault && head.path == Some(config::FAULT_PATH) {
             panic!("test-only fault: {} requested", config::FAULT_PATH);
         }
-        let req = Request { method: method.unwrap_or(""), path: path.unwrap_or(""), authorization, proof };
-        (worker.edge.on_request(&self.shared.host, &req), reserved)
+        let req = Request { method: head.method.unwrap_or(""), path: head.path.unwrap_or(""), authorization: head.authorization, proof: head.proof };
+        (worker.edge.on_request(&self.shared.host, &req), head.reserved)
     }
 
     /// `on_http_filter_request_headers`: returns the ABI status.
@@ -221,10 +207,7 @@ impl Filter {
         let (Some(worker), Some(learn)) = (self.worker.as_ref(), self.learn.take()) else { return };
         let outcome = response_header(envoy, headers::OUTCOME);
         // Only a win carries an order id worth a second call.
-        let order_id = match outcome.as_deref().map(str::trim) {
-            Some("won" | "already_won") => response_header(envoy, headers::ORDER_ID),
-            _ => None,
-        };
+        let order_id = outcome.as_deref().filter(|o| parse::outcome_is_win(o)).and_then(|_| response_header(envoy, headers::ORDER_ID));
         worker.edge.on_response(&self.shared.host, &learn, outcome.as_deref(), order_id.as_deref());
     }
 }

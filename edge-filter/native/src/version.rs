@@ -19,7 +19,6 @@
 //! refuse it.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 
 /// NUL-terminated [`crate::abi::ABI_VERSION`] (checked equal by `check`).
 static ABI_VERSION_C: &str = "v0.2.0\0";
@@ -28,8 +27,6 @@ static ABI_VERSION_C: &str = "v0.2.0\0";
 pub const BUILT_FOR_ENVOY: &str = "1.40.0";
 /// Its callback surface: `<count>:<FNV-1a 64 of the sorted names, each followed by \n>`.
 const ENVOY_1_40_0_SURFACE: &str = "781:833c4c3f2b6df218";
-
-const PREFIX: &[u8] = b"envoy_dynamic_module_callback_";
 
 /// Why the module refuses to load.
 #[derive(Debug, thiserror::Error)]
@@ -86,60 +83,7 @@ fn fnv1a(names: &[Vec<u8>]) -> u64 {
     h
 }
 
-fn u64_at(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(b.get(at..at.checked_add(8)?)?.try_into().ok()?))
-}
-fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(at..at.checked_add(4)?)?.try_into().ok()?))
-}
-fn u16_at(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(b.get(at..at.checked_add(2)?)?.try_into().ok()?))
-}
-
-fn read_at(f: &mut File, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
-    let len = usize::try_from(len).map_err(|_| std::io::Error::other("section too large"))?;
-    if len > 64 << 20 {
-        return Err(std::io::Error::other("section too large"));
-    }
-    let mut buf = vec![0u8; len];
-    f.seek(SeekFrom::Start(offset))?;
-    f.read_exact(&mut buf)?;
-    Ok(buf)
-}
-
-fn bad(what: &str) -> std::io::Error {
-    std::io::Error::other(format!("malformed ELF: {what}"))
-}
-
-/// Names of the defined `envoy_dynamic_module_callback_*` symbols in the running executable's
-/// `.dynsym` (ELF64 little-endian, as Envoy's Linux builds are).
+/// Names of the defined `envoy_dynamic_module_callback_*` symbols of the running executable.
 fn callback_symbols() -> std::io::Result<Vec<Vec<u8>>> {
-    let mut f = File::open("/proc/self/exe")?;
-    let eh = read_at(&mut f, 0, 64)?;
-    if eh.get(..6) != Some(&[0x7f, b'E', b'L', b'F', 2, 1][..]) {
-        return Err(bad("not ELF64 little-endian"));
-    }
-    let shoff = u64_at(&eh, 0x28).ok_or_else(|| bad("e_shoff"))?;
-    let shentsize = u64::from(u16_at(&eh, 0x3a).ok_or_else(|| bad("e_shentsize"))?);
-    let shnum = u64::from(u16_at(&eh, 0x3c).ok_or_else(|| bad("e_shnum"))?);
-    let sh = read_at(&mut f, shoff, shentsize.saturating_mul(shnum))?;
-    let section = |i: u64| -> Option<(u32, u64, u64, u32)> {
-        let at = usize::try_from(i.checked_mul(shentsize)?).ok()?;
-        Some((u32_at(&sh, at + 4)?, u64_at(&sh, at + 0x18)?, u64_at(&sh, at + 0x20)?, u32_at(&sh, at + 0x28)?))
-    };
-    const SHT_DYNSYM: u32 = 11;
-    let (_, sym_off, sym_size, link) = (0..shnum).filter_map(section).find(|s| s.0 == SHT_DYNSYM).ok_or_else(|| bad("no .dynsym"))?;
-    let (_, str_off, str_size, _) = section(u64::from(link)).ok_or_else(|| bad(".dynsym link"))?;
-    let syms = read_at(&mut f, sym_off, sym_size)?;
-    let strs = read_at(&mut f, str_off, str_size)?;
-    let mut names = Vec::new();
-    for sym in syms.chunks_exact(24) {
-        let (Some(name_at), Some(shndx)) = (u32_at(sym, 0), u16_at(sym, 6)) else { continue };
-        let Some(rest) = strs.get(name_at as usize..) else { continue };
-        let name = rest.split(|b| *b == 0).next().unwrap_or_default();
-        if shndx != 0 && name.starts_with(PREFIX) {
-            names.push(name.to_vec());
-        }
-    }
-    Ok(names)
+    crate::parse::callback_symbols(&mut File::open("/proc/self/exe")?)
 }
