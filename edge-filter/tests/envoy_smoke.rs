@@ -197,7 +197,7 @@ impl Origin {
                         drop(s);
                         // Slow enough that a burst overlaps the first request's round trip.
                         thread::sleep(Duration::from_millis(30));
-                        let id = format!("{sku}.{seq}");
+                        let id = seckill_core::order::order_id(&sku, seq);
                         let body = format!(r#"{{"outcome":"{outcome}","order_id":"{id}","sku":"{sku}","uid":"{uid}"}}"#);
                         respond(&mut w, status, &[("x-seckill-by", "origin".into()), ("x-seckill-outcome", outcome.into()), ("x-seckill-order-id", id)], &body)
                     }
