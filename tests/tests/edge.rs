@@ -572,7 +572,7 @@ fn a_sale_with_a_challenge_lets_only_solved_buys_through() {
     );
     assert_eq!((r.status, r.json()["challenge_bits"].as_u64()), (200, Some(12)), "{}", r.body);
     rig.wait_edge_knows("pow");
-    let key = ChallengeKey::new(DEV_EDGE_KEY.as_bytes());
+    let key = ChallengeKey::new(seckill_core::demo::EDGE_KEY.as_bytes());
     let solve = |c: &Challenge| proof_value(c, solve_challenge(c).expect("solvable"));
     let buy_with = |uid: &str, proof: Option<&str>| {
         let t = ticket(uid);

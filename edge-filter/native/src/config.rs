@@ -29,7 +29,7 @@ use crate::host::{self, Counts, NativeHost};
 use crate::parse;
 use crate::store::Store;
 
-pub use crate::parse::{ConfigRefused, FAULT_FILTER_NAME, FAULT_PATH, FILTER_NAME};
+pub use crate::parse::{ConfigRefused, FAULT_PATH};
 
 /// A raw Envoy pointer the module hands between threads (Envoy allows the calls made with it
 /// from those threads: scheduler commits from anywhere, the rest on the thread noted at use).

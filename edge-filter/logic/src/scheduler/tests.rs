@@ -17,7 +17,7 @@ const T0: u64 = 1_800_000_000_000;
 const START: u64 = T0 + 10_000;
 
 fn sale(sold_out: bool, stock_left: Option<u64>) -> SaleFlags {
-    SaleFlags { sku: "phone".into(), starts_at: START, ends_at: T0 + 3_600_000, sold_out, per_user_limit: 1, stock_left }
+    SaleFlags { sku: "phone".into(), starts_at: START, ends_at: T0 + 3_600_000, sold_out, per_user_limit: 1, stock_left, challenge_bits: None }
 }
 
 fn put_feed(host: &MemHost, version: u64, s: SaleFlags) {
@@ -41,7 +41,7 @@ fn hold_n(host: &MemHost, edge: &Edge, held: &HeldStreams<u32>, n: u32) -> Vec<H
     (0..n)
         .map(|i| {
             let auth = format!("Bearer {}", ticket::mint(SECRET.as_bytes(), &format!("u{i}"), T0 / 1000 + 7200).unwrap());
-            let req = Request { method: "POST", path: "/api/sales/phone/orders", authorization: Some(&auth) };
+            let req = Request { method: "POST", path: "/api/sales/phone/orders", authorization: Some(&auth), proof: None };
             let Decision::Hold(h) = edge.on_request(host, &req) else { panic!("u{i} not held") };
             assert!(held.hold(host, i, h.clone()));
             h
