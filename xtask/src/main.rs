@@ -8,10 +8,12 @@
 //!   trimmed the same way) and the release binaries.
 //! - `up` / `down`: the stack (Redis on 6390, origin on 8080, Envoy on 10000 + admin 9901) in the
 //!   background; `up` prints `key=value` addresses. `up --monitoring` adds Prometheus on 9090.
-//! - `test`: setup, build, then every test.
+//! - `test`: setup, build, then every test (the Envoy tests with the proxy-wasm build; `edge` and
+//!   `bad_input` also with the native build), then each fuzz target briefly.
 //! - `bench [origin|edge|e2e|all]`: benchmarks printing ratios measured side by side in one run
 //!   (`e2e`: the simulator's crowd through the edge against the same crowd straight at the origin).
-//!   `edge-memory-10m`: 10,000,000 distinct uids through the edge against the filter's memory bound.
+//!   `edge-memory-10m`: 10,000,000 distinct uids through the edge against the filter's memory bound,
+//!   for the native and the proxy-wasm build side by side (`SECKILL_EDGE_BUILD` picks one).
 //! - `soak [--minutes N]`: the whole stack under a steady crowd whose data stays bounded for N
 //!   minutes (default 10), the memory of Envoy, the origin and Redis sampled every 10 s; fails when
 //!   a process's memory keeps growing (`seckill_tests::bench::soak`, `target/bench/soak.json`).
@@ -127,9 +129,38 @@ fn test(args: &[String]) -> Result<(), String> {
         c.env("RUST_TEST_THREADS", "4");
     }
     run(&mut c)?;
+    test_native_build(&envoy, args)?;
     // Each fuzz target briefly (SECKILL_FUZZ_SECONDS, default 15); `cargo xtask fuzz` runs longer.
     let seconds = std::env::var("SECKILL_FUZZ_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(15);
     fuzz::fuzz(seconds, &[])
+}
+
+/// The Envoy integration tests richest in the filter's decisions, run again with the native build
+/// (the workspace run above loads the proxy-wasm build): `tests/tests/edge.rs` (every outcome of
+/// the contract, the burst, the switch, the memory bound) and `bad_input.rs` (the hostile-input
+/// catalogue). The other Envoy tests exercise the stack around the filter rather than its
+/// decisions, so running all of them twice would double CI's longest part for little.
+/// `SECKILL_TEST_NATIVE=0` skips this; the time it took is printed.
+fn test_native_build(envoy: &std::path::Path, args: &[String]) -> Result<(), String> {
+    if std::env::var("SECKILL_TEST_NATIVE").is_ok_and(|v| v.trim() == "0") {
+        eprintln!("xtask: SECKILL_TEST_NATIVE=0: the native build's Envoy tests are skipped");
+        return Ok(());
+    }
+    eprintln!("xtask: the Envoy tests edge and bad_input again, with the native build of the filter");
+    let started = std::time::Instant::now();
+    let mut c = cargo();
+    // `--workspace` as above, so the features (and so the built test binaries) are the same.
+    c.args(["test", "--release", "--workspace", "--test", "edge", "--test", "bad_input"])
+        .args(args)
+        .env("ENVOY_BIN", envoy)
+        .env(seckill_stack::edge_build::ENV, "native")
+        .env("SECKILL_NATIVE_MODULE", seckill_stack::paths::native_module());
+    if std::env::var_os("RUST_TEST_THREADS").is_none() {
+        c.env("RUST_TEST_THREADS", "4");
+    }
+    run(&mut c)?;
+    eprintln!("xtask: the native build's Envoy tests took {:.0} s", started.elapsed().as_secs_f64());
+    Ok(())
 }
 
 fn bench(what: &str) -> Result<(), String> {

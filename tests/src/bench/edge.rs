@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use seckill_stack::edge_build::{self, EdgeBuild};
 use seckill_stack::envoy_proc::dev_filter_config;
 
 use crate::bench::envoy::{buy_request, envoy_bin, filter_wasm, mib, native_module, slots_bound_bytes, BenchEnvoy, FeedServer, Memory, EDGE_KEY, TICKET_SECRET};
@@ -325,20 +326,18 @@ pub const CHUNK_LIMIT: Duration = Duration::from_secs(240);
 /// Largest chunk [`CHUNK_LIMIT`] is meant for: more uids between two checkpoints are refused.
 pub const MAX_CHUNK_UIDS: u64 = 1_000_000;
 
-/// The memory part: `uids` distinct uids through the filter's default configuration (a fresh
-/// Envoy), Envoy's memory read before and every `checkpoint_every` uids. Growth from "before" to
-/// every checkpoint must stay within the filter's stated slots bound for `within_bound` to be true.
-/// `cargo xtask bench edge` runs 1,000,000 uids (checkpoints at 500k and 1M); `edge-memory-10m`
-/// runs 10,000,000 (a checkpoint every 1M).
-pub async fn memory(uids: u64, checkpoint_every: u64) -> anyhow::Result<serde_json::Value> {
+/// The memory part: `uids` distinct uids through `build` of the filter (on the bench's `filter`
+/// listener) in its default configuration (a fresh Envoy), Envoy's memory read before and every
+/// `checkpoint_every` uids. Growth from "before" to every checkpoint must stay within the filter's
+/// stated slots bound for `within_bound` to be true. `cargo xtask bench edge` runs 1,000,000 uids
+/// (checkpoints at 500k and 1M); `edge-memory-10m` runs 10,000,000 (a checkpoint every 1M) for
+/// each of [`memory_builds`].
+pub async fn memory(build: EdgeBuild, uids: u64, checkpoint_every: u64) -> anyhow::Result<serde_json::Value> {
     anyhow::ensure!(uids > 0 && checkpoint_every > 0, "uids ({uids}) and checkpoint_every ({checkpoint_every}) must be positive");
     anyhow::ensure!(checkpoint_every <= MAX_CHUNK_UIDS, "checkpoints at most every {MAX_CHUNK_UIDS} uids (each chunk has {CHUNK_LIMIT:?})");
-    // The build measured on the `filter` listener: `SECKILL_EDGE_BUILD` (wasm by default; `native`
-    // measures the Envoy dynamic module).
-    let build = seckill_stack::edge_build::EdgeBuild::from_env().map_err(anyhow::Error::msg)?;
     let module = match build {
-        seckill_stack::edge_build::EdgeBuild::Wasm => filter_wasm(),
-        seckill_stack::edge_build::EdgeBuild::Native => native_module(),
+        EdgeBuild::Wasm => filter_wasm(),
+        EdgeBuild::Native => native_module(),
     };
     let (bin, wasm) = (envoy_bin().map_err(anyhow::Error::msg)?, module.map_err(anyhow::Error::msg)?);
     let feed = FeedServer::start().await?;
@@ -448,6 +447,50 @@ pub async fn memory(uids: u64, checkpoint_every: u64) -> anyhow::Result<serde_js
     Ok(out)
 }
 
+/// The builds `edge-memory-10m` measures, one fresh Envoy each: the one `SECKILL_EDGE_BUILD`
+/// names, else both (the native build first, then the proxy-wasm build it is compared with),
+/// printed side by side ([`side_by_side`]).
+pub fn memory_builds() -> Result<Vec<EdgeBuild>, String> {
+    match std::env::var(edge_build::ENV) {
+        Ok(v) if !v.trim().is_empty() => Ok(vec![EdgeBuild::parse(&v)?]),
+        _ => Ok(vec![EdgeBuild::Native, EdgeBuild::Wasm]),
+    }
+}
+
+/// The results of [`memory`] runs (same uids and checkpoints) as one table, a column pair per
+/// build: Envoy's memory before, its growth at every checkpoint, the largest growth against the
+/// stated bound, evictions and rate.
+pub fn side_by_side(runs: &[serde_json::Value]) -> String {
+    let mib_of = |v: &serde_json::Value| v.as_f64().unwrap_or(0.0) / (1024.0 * 1024.0);
+    let growth = |v: &serde_json::Value| format!("{:+.2} MiB", mib_of(v));
+    let mut out = format!("  {:<10}", "uids");
+    for r in runs {
+        let b = r["edge_build"].as_str().unwrap_or("?");
+        out += &format!(" {:>16} {:>16}", format!("{b} VmRSS"), format!("{b} allocated"));
+    }
+    let mut row = |label: &str, cells: &dyn Fn(&serde_json::Value) -> (String, String)| {
+        out += &format!("\n  {label:<10}");
+        for r in runs {
+            let (a, b) = cells(r);
+            out += &format!(" {a:>16} {b:>16}");
+        }
+    };
+    row("before", &|r| (format!("{:.2} MiB", mib_of(&r["before"]["rss_bytes"])), format!("{:.2} MiB", mib_of(&r["before"]["allocated_bytes"]))));
+    let checkpoints = runs.first().and_then(|r| r["checkpoints"].as_array()).map_or(0, Vec::len);
+    for i in 0..checkpoints {
+        let label = runs.first().and_then(|r| r["checkpoints"][i]["uids"].as_u64()).map(uid_label).unwrap_or_default();
+        row(&label, &|r| (growth(&r["checkpoints"][i]["rss_growth_bytes"]), growth(&r["checkpoints"][i]["allocated_growth_bytes"])));
+    }
+    row("largest", &|r| (growth(&r["peak_rss_growth_bytes"]), growth(&r["peak_allocated_growth_bytes"])));
+    row("bound", &|r| (format!("{:.2} MiB", mib_of(&r["bound_bytes"])), String::new()));
+    let verdict = |r: &serde_json::Value| if r["within_bound"].as_bool() == Some(true) { "yes" } else { "NO" };
+    row("within", &|r| (verdict(r).to_owned(), String::new()));
+    row("evictions", &|r| (r["evictions"].as_u64().unwrap_or(0).to_string(), String::new()));
+    let rate = |r: &serde_json::Value| r["uids"].as_f64().unwrap_or(0.0) / r["seconds"].as_f64().unwrap_or(0.0).max(1e-9);
+    row("uids/s", &|r| (format!("{:.0}", rate(r)), String::new()));
+    out
+}
+
 /// `after - before` in MiB, negative when memory went back.
 fn signed_mib(before: u64, after: u64) -> f64 {
     (after as f64 - before as f64) / (1024.0 * 1024.0)
@@ -465,6 +508,32 @@ mod tests {
         assert_eq!(uid_label(1_500_000), "1500k");
         assert_eq!(uid_label(1_234), "1234");
         assert_eq!(uid_label(0), "0");
+    }
+
+    #[test]
+    fn side_by_side_puts_each_build_in_its_columns() {
+        let mib = 1024 * 1024;
+        let run = |build: &str, rss: i64, within: bool| {
+            serde_json::json!({
+                "edge_build": build, "uids": 2_000_000u64, "seconds": 100.0, "bound_bytes": 33 * mib, "within_bound": within, "evictions": 7,
+                "before": {"rss_bytes": 100 * mib, "allocated_bytes": 40 * mib},
+                "checkpoints": [
+                    {"uids": 1_000_000u64, "rss_growth_bytes": rss * mib / 2, "allocated_growth_bytes": 0},
+                    {"uids": 2_000_000u64, "rss_growth_bytes": rss * mib, "allocated_growth_bytes": -mib},
+                ],
+                "peak_rss_growth_bytes": rss * mib, "peak_allocated_growth_bytes": 0,
+            })
+        };
+        let t = side_by_side(&[run("wasm", 2, true), run("native", 40, false)]);
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[0].contains("wasm VmRSS") && lines[0].contains("native allocated"), "{t}");
+        assert!(lines[1].starts_with("  before") && lines[1].contains("100.00 MiB"), "{t}");
+        let words = |l: &str| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+        assert_eq!(words(lines[2]), ["1m", "+1.00", "MiB", "+0.00", "MiB", "+20.00", "MiB", "+0.00", "MiB"], "{t}");
+        assert_eq!(words(lines[3]), ["2m", "+2.00", "MiB", "-1.00", "MiB", "+40.00", "MiB", "-1.00", "MiB"], "{t}");
+        assert!(lines[4].starts_with("  largest") && lines[4].contains("+40.00 MiB"), "{t}");
+        assert_eq!(words(lines[6]), ["within", "yes", "NO"], "{t}");
+        assert_eq!(words(lines[8]), ["uids/s", "20000", "20000"], "{t}");
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //!   same Redis; and the origin with `appendfsync always` against `everysec`.
 //! - `edge`: requests/s through one Envoy without a filter, with the native per-uid
 //!   `local_ratelimit`, and with the seckill filter (passing and throttling), as ratios; then the
-//!   memory of 1,000,000 distinct uids against the filter's bound (`seckill_tests::bench_edge`);
+//!   memory of 1,000,000 distinct uids against the filter's bound (`seckill_tests::bench::edge`);
 //!   and the challenge's check at the edge against the ticket check, and its solve times
 //!   (`seckill_tests::bench_challenge`; `edge-challenge` runs that part alone).
 //!   `edge-throughput` and `edge-memory` run one part; `edge-memory-10m` runs the memory part with
@@ -173,19 +173,28 @@ async fn bench_edge(throughput: bool, memory: bool) -> anyhow::Result<()> {
     }
     if memory {
         use seckill_tests::bench::edge::{MEMORY_CHECKPOINT_EVERY, MEMORY_UIDS};
-        r.insert("memory_1m_uids".into(), seckill_tests::bench::edge::memory(MEMORY_UIDS, MEMORY_CHECKPOINT_EVERY).await?);
+        // The build measured on the `filter` listener: `SECKILL_EDGE_BUILD` (wasm by default).
+        let build = seckill_stack::edge_build::EdgeBuild::from_env().map_err(anyhow::Error::msg)?;
+        r.insert("memory_1m_uids".into(), seckill_tests::bench::edge::memory(build, MEMORY_UIDS, MEMORY_CHECKPOINT_EVERY).await?);
     }
     write_result("edge", &serde_json::Value::Object(r));
     Ok(())
 }
 
-/// 10,000,000 distinct uids through the edge, a reading every million; fails when Envoy's memory
-/// grew past the filter's stated bound at any reading.
+/// 10,000,000 distinct uids through the edge, a reading every million, for each build of the
+/// filter (`SECKILL_EDGE_BUILD` picks one; unset: native, then proxy-wasm, each on a fresh Envoy),
+/// then both side by side; fails when Envoy's memory grew past the filter's stated bound at any
+/// reading of any build.
 async fn bench_edge_memory_10m() -> anyhow::Result<()> {
-    use seckill_tests::bench::edge::{MEMORY_10M_CHECKPOINT_EVERY, MEMORY_10M_UIDS};
-    let r = seckill_tests::bench::edge::memory(MEMORY_10M_UIDS, MEMORY_10M_CHECKPOINT_EVERY).await?;
-    write_result("edge-memory-10m", &r);
-    anyhow::ensure!(r["within_bound"] == serde_json::Value::Bool(true), "Envoy's memory grew past the filter's stated bound (see above)");
+    use seckill_tests::bench::edge::{memory, memory_builds, side_by_side, MEMORY_10M_CHECKPOINT_EVERY, MEMORY_10M_UIDS};
+    let mut runs = Vec::new();
+    for build in memory_builds().map_err(anyhow::Error::msg)? {
+        runs.push(memory(build, MEMORY_10M_UIDS, MEMORY_10M_CHECKPOINT_EVERY).await?);
+    }
+    println!("edge memory, 10M distinct uids, growth over \"before\", side by side:\n{}", side_by_side(&runs));
+    let by_build: serde_json::Map<String, serde_json::Value> = runs.iter().map(|r| (r["edge_build"].as_str().unwrap_or("?").to_owned(), r.clone())).collect();
+    write_result("edge-memory-10m", &serde_json::Value::Object(by_build));
+    anyhow::ensure!(runs.iter().all(|r| r["within_bound"] == serde_json::Value::Bool(true)), "Envoy's memory grew past the filter's stated bound (see above)");
     Ok(())
 }
 
