@@ -9,7 +9,7 @@
 //!   `local_ratelimit`, and with the seckill filter (passing and throttling), as ratios; then the
 //!   memory of 1,000,000 distinct uids against the filter's bound (`seckill_tests::bench::edge`);
 //!   and the challenge's check at the edge against the ticket check, and its solve times
-//!   (`seckill_tests::bench_challenge`; `edge-challenge` runs that part alone).
+//!   (`seckill_tests::bench::challenge`; `edge-challenge` runs that part alone).
 //!   `edge-throughput` and `edge-memory` run one part; `edge-memory-10m` runs the memory part with
 //!   10,000,000 uids and a reading every million (`target/bench/edge-memory-10m.json`).
 //! - `cluster`: commits/s of a 1,000-sku sale on a standalone Redis, the 3-master cluster, and the
