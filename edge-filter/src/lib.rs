@@ -7,10 +7,13 @@
 //! (`seckill_edge::scheduler`: turn order, how many per tick, the tick rate) act on held streams
 //! through [`Streams`]. Nothing here decides anything.
 //!
-//! Panics are avoided on every path (a panic kills the Wasm VM of a whole worker): only the
+//! Panics are avoided on every path (a panic kills the Wasm VM of a whole worker; Envoy then
+//! reloads it, `failure_policy: FAIL_RELOAD`): only the
 //! `Result`-returning host calls are used, header values are read as bytes (the SDK's string
 //! getters panic on non-UTF-8 values), and any failed call degrades to passing the request on
-//! with the `seckill_edge_host_errors` counter.
+//! with the `seckill_edge_host_errors` counter. The one exception is the `test-fault` cargo
+//! feature, never shipped: it panics on `seckill_edge::route::TEST_FAULT_PATH` so a test can kill
+//! a VM on purpose.
 //!
 //! Cost matters here: every host call, and every call that hands data back (the host calls into
 //! the VM to allocate it), costs about a microsecond in Envoy's V8, on every request. So the
@@ -366,6 +369,10 @@ impl HttpContext for Http {
                 seckill_core::challenge::PROOF_HEADER if proof.is_none() => proof = std::str::from_utf8(value).ok(),
                 _ => {}
             }
+        }
+        #[cfg(feature = "test-fault")]
+        if path == Some(seckill_edge::route::TEST_FAULT_PATH) {
+            panic!("test-only fault: {} requested", seckill_edge::route::TEST_FAULT_PATH);
         }
         let Some(worker) = self.worker.clone() else { return Action::Continue };
         let req = Request { method: method.unwrap_or(""), path: path.unwrap_or(""), authorization, proof };

@@ -306,6 +306,31 @@ pub fn filter_wasm() -> Result<PathBuf, RigError> {
         .map_err(RigError::Wasm)
 }
 
+/// The proxy-wasm filter with its test-only fault (`--features test-fault`: a panic on
+/// `seckill_edge::route::TEST_FAULT_PATH`), built once into `target/test-fault/` (never over the
+/// shipped module); `SECKILL_FAULT_FILTER_WASM` names a built one instead.
+pub fn fault_filter_wasm() -> Result<PathBuf, RigError> {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            if let Some(p) = std::env::var_os("SECKILL_FAULT_FILTER_WASM") {
+                return Ok(PathBuf::from(p));
+            }
+            let p = paths::fault_filter_wasm();
+            let dir = paths::target_dir().join("test-fault");
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let status = std::process::Command::new(cargo)
+                .current_dir(paths::workspace())
+                .args(["build", "--quiet", "-p", "seckill-edge-filter", "--features", "test-fault", "--target", "wasm32-wasip1", "--profile", "wasm", "--target-dir"])
+                .arg(&dir)
+                .status()
+                .map_err(|e| format!("cannot run cargo: {e}"))?;
+            if status.success() && p.is_file() { Ok(p) } else { Err(format!("building the test-fault filter failed ({status}); {} missing", p.display())) }
+        })
+        .clone()
+        .map_err(RigError::Wasm)
+}
+
 /// Envoy: `ENVOY_BIN`, else the project's pinned one (`cargo xtask setup`).
 pub fn envoy_bin() -> Result<PathBuf, RigError> {
     paths::envoy_bin().ok_or_else(|| RigError::Envoy("no Envoy: set ENVOY_BIN or run `cargo xtask setup`".into()))

@@ -32,11 +32,14 @@ pub struct StackOptions {
     pub filter_extra: Vec<(String, String)>,
     /// Edit the rendered Envoy config (e.g. tighter circuit breakers); must change it.
     pub tweak_envoy: Option<fn(&str) -> String>,
+    /// Load this filter module instead of the build `SECKILL_EDGE_BUILD` selects (e.g. the
+    /// test-fault build, `edge_rig::fault_filter_wasm`).
+    pub filter_module: Option<PathBuf>,
 }
 
 impl Default for StackOptions {
     fn default() -> Self {
-        StackOptions { window_ms: 300, feed_gate: false, filter_extra: Vec::new(), tweak_envoy: None }
+        StackOptions { window_ms: 300, feed_gate: false, filter_extra: Vec::new(), tweak_envoy: None, filter_module: None }
     }
 }
 
@@ -52,6 +55,8 @@ pub struct StackRig {
     edge: SocketAddr,
     admin: SocketAddr,
     restarts: u32,
+    /// The log of Envoy's current run.
+    envoy_log: PathBuf,
 }
 
 fn block<T>(f: impl FnOnce() -> T) -> T {
@@ -75,7 +80,10 @@ impl StackRig {
             admin_port: free_port(),
             origins: vec![upstream],
             // The build `SECKILL_EDGE_BUILD` selects (wasm by default), built if missing.
-            filter_wasm: crate::edge_rig::filter_wasm().map_err(|e| anyhow::anyhow!("{e}"))?,
+            filter_wasm: match &opts.filter_module {
+                Some(m) => m.clone(),
+                None => crate::edge_rig::filter_wasm().map_err(|e| anyhow::anyhow!("{e}"))?,
+            },
             filter_config: dev_filter_config(demo::TICKET_SECRET, demo::EDGE_KEY, &extra),
             site_dir: dir.join("site"),
         };
@@ -103,6 +111,7 @@ impl StackRig {
             edge,
             admin,
             restarts: 0,
+            envoy_log: PathBuf::new(),
         };
         rig.start_envoy()?;
         Ok(rig)
@@ -116,6 +125,7 @@ impl StackRig {
     pub fn start_envoy(&mut self) -> anyhow::Result<()> {
         self.restarts += 1;
         let log = self.dir.join(format!("envoy-{}.log", self.restarts));
+        self.envoy_log = log.clone();
         let p = block(|| EnvoyProc::start_config(&Self::envoy_bin(), &self.envoy_config, self.edge, self.admin, &log, 2)).map_err(anyhow::Error::msg)?;
         self.envoy = Some(p);
         Ok(())
@@ -147,6 +157,16 @@ impl StackRig {
         if let Some(pid) = self.origin.as_ref().and_then(|o| o.pid()) {
             let _ = std::process::Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status();
         }
+    }
+
+    /// This rig's Envoy admin address.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin
+    }
+
+    /// Envoy's log of its current run.
+    pub fn envoy_log(&self) -> &std::path::Path {
+        &self.envoy_log
     }
 
     pub fn edge_addr(&self) -> SocketAddr {

@@ -259,3 +259,114 @@ async fn sre_flips_sold_out_during_the_crowd() {
     let c = check_invariants(&crowd.attempts(), &rig.orders_in_redis("f6").unwrap(), 2500).unwrap();
     println!("4 flips: {c:?}; orders {}", times.len());
 }
+
+/// Whether `hay` holds `needle` (bytes).
+fn contains(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+/// Envoy's Wasm VM counters (`/stats`, lines naming `wasm` and `vm`), name → value.
+fn vm_stats(admin: std::net::SocketAddr) -> std::collections::BTreeMap<String, u64> {
+    let text = seckill_stack::net::http_get(admin, "/stats", &[], Duration::from_secs(5)).map(|(_, b)| b).unwrap_or_default();
+    text.lines()
+        .filter(|l| l.contains("wasm") && (l.contains("vm") || l.contains("reload")))
+        .filter_map(|l| l.split_once(": ").and_then(|(k, v)| Some((k.to_owned(), v.trim().parse().ok()?))))
+        .collect()
+}
+
+/// The Envoy threads (log field `[tid]`) that logged the test fault's panic.
+fn panicked_threads(log: &std::path::Path) -> std::collections::BTreeSet<String> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    // `[time][tid][critical][wasm] ... seckill_edge: panicked at edge-filter/src/lib.rs:..` and the
+    // panic message on the next line.
+    text.lines()
+        .filter(|l| l.contains("panicked at edge-filter/src/lib.rs"))
+        .filter_map(|l| l.split('[').nth(2).and_then(|t| t.split(']').next()).map(str::to_owned))
+        .collect()
+}
+
+/// 7. A proxy-wasm VM that panics mid-sale comes back (`failure_policy: FAIL_RELOAD`): the
+/// test-only build (`--features test-fault`) panics on `TEST_FAULT_PATH`; requests fired at it
+/// over fresh connections kill the VM of every worker while a crowd buys. Measured: how many of
+/// the crowd's requests got no contract answer and for how long; then, with the flags feed cut
+/// (so a VM can only know what shared data holds), the reloaded VMs answer a sku flagged before
+/// the crash `sold_out` and the winners from before the crash `already_won` with their order
+/// (the throttle/dedup slots survived); the sale then sells out with every invariant holding.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wasm_vm_panic_is_reloaded_under_a_crowd() {
+    use seckill_stack::edge_build::EdgeBuild;
+    if EdgeBuild::from_env() == Ok(EdgeBuild::Native) {
+        println!("wasm VM reload: skipped for the native build (no VM; its own `fault` test: a panic answers busy)");
+        return;
+    }
+    let fault_path = seckill_edge::route::TEST_FAULT_PATH;
+    let fault_module = seckill_tests::edge_rig::fault_filter_wasm().unwrap();
+    let shipped = std::fs::read(seckill_tests::edge_rig::filter_wasm().unwrap()).unwrap();
+    assert!(!contains(&shipped, fault_path), "the shipped module contains the test fault");
+    assert!(contains(&std::fs::read(&fault_module).unwrap(), fault_path), "the test-fault build has no fault");
+    let opts = StackOptions { feed_gate: true, filter_module: Some(fault_module), ..StackOptions::default() };
+    let rig = StackRig::start("fault-wasm-vm", opts).await.unwrap();
+    rig.open_sale("f7", 1500).await.unwrap();
+    rig.open_sale("f7-closed", 10).await.unwrap();
+    rig.set_sold_out("f7-closed", true).await.unwrap();
+    let crowd = Crowd::new(&rig.edge_url(), "f7", "v", 4000);
+    let closed = Crowd::new(&rig.edge_url(), "f7-closed", "c", 50);
+    let run = crowd.start(WORKERS, PAUSE);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    // From here on the VMs can only know the flags from shared data: the origin's feed is cut and
+    // the SRE lowers the flag behind it.
+    let gate = rig.gate.as_ref().unwrap();
+    gate.set_feed_down(true);
+    rig.set_sold_out("f7-closed", false).await.unwrap();
+    let winners: Vec<(String, String)> = crowd.attempts().into_iter().filter(|a| a.is("won")).map(|a| (a.uid, a.order_id.unwrap_or_default())).take(30).collect();
+    assert!(winners.len() >= 10, "only {} winners before the crash", winners.len());
+    let before = vm_stats(rig.admin_addr());
+    let crash_at = seckill_tests::now_ms();
+    // Each on a fresh connection, so the kernel spreads them over both workers.
+    let edge = rig.edge_addr();
+    let faults: Vec<_> = (0..8)
+        .map(|_| tokio::task::spawn_blocking(move || seckill_stack::net::http_request(edge, "GET", fault_path, &[], "", Duration::from_secs(3)).map(|(s, _)| s)))
+        .collect();
+    let mut fault_answers = Vec::new();
+    for f in faults {
+        fault_answers.push(f.await.unwrap());
+    }
+    let faults_done = seckill_tests::now_ms();
+    tokio::time::sleep(Duration::from_millis(5_000)).await;
+    let threads = panicked_threads(rig.envoy_log());
+    let after = vm_stats(rig.admin_addr());
+    // Every crowd request sent since the crash that got no contract answer (reset, Envoy's own 5xx).
+    let since = crowd.between(crash_at, u64::MAX);
+    let failed: Vec<_> = since.iter().filter(|a| a.outcome.is_none()).collect();
+    let last_failed = failed.iter().map(|a| a.done_ms).max().unwrap_or(crash_at);
+    let statuses: std::collections::BTreeMap<String, usize> = failed.iter().fold(Default::default(), |mut m, a| {
+        *m.entry(format!("{:?}", a.status)).or_default() += 1;
+        m
+    });
+    println!("wasm VM panic: 8 fault requests answered {fault_answers:?} within {} ms; panicked on Envoy threads {threads:?}", faults_done - crash_at);
+    println!("  VM stats before {before:?}");
+    println!("  VM stats after  {after:?}");
+    println!("  crowd since the crash: {} attempts, {} without a contract answer {statuses:?}, the last {} ms after the crash", since.len(), failed.len(), last_failed - crash_at);
+    assert!(threads.len() >= 2, "the fault did not reach both workers' VMs: {threads:?}");
+    let after_window: Vec<_> = since.iter().filter(|a| a.sent_ms > last_failed).collect();
+    assert!(after_window.len() > 50 && after_window.iter().all(|a| a.outcome.is_some()), "the crowd is answered again after the reload");
+    assert!(last_failed - crash_at < 10_000, "requests failed for {} ms", last_failed - crash_at);
+    // Same flags: sold out at the edge although the origin's flag is down and the feed is cut.
+    let c0 = closed.attempt(0).await;
+    assert_eq!((c0.outcome.as_deref(), c0.by.as_deref()), (Some("sold_out"), Some("edge")), "the reloaded VM lost the flags");
+    // Same slots: a winner from before the crash is answered by the edge, with its order.
+    let mut by_edge = 0;
+    for (uid, order) in &winners {
+        let i: usize = uid.trim_start_matches('v').parse().unwrap();
+        let a = crowd.attempt(i).await;
+        assert_eq!((a.outcome.as_deref(), a.order_id.as_deref()), (Some("already_won"), Some(order.as_str())), "{uid}");
+        by_edge += usize::from(a.by.as_deref() == Some("edge"));
+    }
+    assert_eq!(by_edge, winners.len(), "winners from before the crash answered by the reloaded VMs' shared slots");
+    gate.set_feed_down(false);
+    run.stop().await;
+    assert!(sell_out(&rig, &crowd, "f7", Duration::from_secs(30)).await, "the sale did not sell out after the reload");
+    let c = check_invariants(&crowd.attempts(), &rig.orders_in_redis("f7").unwrap(), 1500).unwrap();
+    assert_eq!(c.orders, 1500);
+    println!("  then: {c:?}; {} winners from before the crash answered already_won by the edge", winners.len());
+}

@@ -77,6 +77,12 @@ pub fn filter_wasm() -> PathBuf {
     target_dir().join("wasm32-wasip1/wasm/seckill_edge_filter.wasm")
 }
 
+/// The proxy-wasm filter built with its test-only `test-fault` feature (a panic on the fault
+/// path), in a target directory of its own so it never replaces the shipped module.
+pub fn fault_filter_wasm() -> PathBuf {
+    target_dir().join("test-fault/wasm32-wasip1/wasm/seckill_edge_filter.wasm")
+}
+
 /// The native build of the edge filter (`cargo xtask build`: release profile, host target).
 pub fn native_module() -> PathBuf {
     target_dir().join("release/libseckill_edge_native.so")
