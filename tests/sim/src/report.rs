@@ -25,7 +25,7 @@ pub const ORIGIN_PER_UNIT_TARGET: f64 = 3.0;
 pub const EDGE_SHARE_TARGET: f64 = 0.99;
 
 /// Edge reasons of buys (everything `seckill_edge_decisions` counts for a buy except `passed`).
-const EDGE_BUY_REASONS: [&str; 9] = ["unauthorized", "invalid", "unknown_sku", "not_started", "ended", "sold_out", "already_won", "throttled", "replayed"];
+const EDGE_BUY_REASONS: [&str; 10] = ["unauthorized", "invalid", "unknown_sku", "not_started", "ended", "sold_out", "already_won", "throttled", "replayed", "challenge"];
 /// Outcomes the edge may answer with, including replays of a uid's last final answer.
 const REPLAYABLE: [&str; 4] = ["already_won", "sold_out", "ended", "unknown_sku"];
 
