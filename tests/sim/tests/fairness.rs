@@ -75,7 +75,7 @@ retry_for_ms = 5000
 "#;
 
 /// Not met yet (issue 12 stays open): in its first runs the impatient clickers won 4.07x the honest
-/// shoppers' share per uid (pooled over 3 runs; the scripted bots 1.30x, the farm 0.69x). Run it
+/// shoppers' share per uid (pooled over 3 runs; the scripted bots 1.40x, the farm 0.70x). Run it
 /// with `--ignored` to measure.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "issue 12 open: the impatient clickers still win about 4x per uid (run with --ignored to measure)"]
