@@ -44,6 +44,9 @@ struct Buy<'a> {
     hold_until: Option<u64>,
     /// The feed version the budget was counted against.
     feed_version: u64,
+    /// A held buy at its turn, before its give-up: over the budget it is held again (nothing
+    /// recorded), not refused.
+    waits_on_capacity: bool,
 }
 
 impl Edge {
@@ -64,6 +67,7 @@ impl Edge {
             dedup: known.as_ref().is_some_and(|f| f.per_user_limit == 1) && self.cfg.winner_ttl_ms > 0,
             hold_until: self.lottery_turn(known.as_ref(), slot, now),
             feed_version: self.flags.try_borrow().ok().and_then(|f| f.version()).unwrap_or(0),
+            waits_on_capacity: turn.is_some_and(|h| now < h.give_up_ms),
             sku,
             uid,
             now,
@@ -166,6 +170,10 @@ impl Edge {
                     return (None, (v, e));
                 }
             }
+            if !admitted() && buy.waits_on_capacity {
+                // A held buy before its give-up: held again, its window untouched.
+                return (None, (Verdict::AtCapacity, Entry::new(buy.slot.fp, 0)));
+            }
             if !admitted() {
                 // Refused with `Retry-After`: the uid's window stays closed until then, so a uid
                 // that ignores it catches no opening of the budget before one who waits as told.
@@ -184,6 +192,7 @@ impl Edge {
             (Some(bucket.encode_fixed(cfg.slots_per_bucket as usize)), (v, entry))
         });
         match shared {
+            Ok((Verdict::AtCapacity, _)) if buy.waits_on_capacity => Ok(Verdict::AtCapacity),
             Ok((v, entry)) => {
                 // Written by this worker (a pass, a hold, a budget refusal): settled here.
                 let written = matches!(v, Verdict::Pass(_) | Verdict::Hold(_) | Verdict::AtCapacity);

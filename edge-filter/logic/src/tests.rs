@@ -769,6 +769,12 @@ fn held_buys_wait_at_the_edge_for_their_turn_then_pass_within_the_budget() {
         d => panic!("expected to wait for the budget, got {d:?}"),
     };
     assert_eq!(again.turn_ms, w.host.now.get() + crate::edge::HELD_RECHECK_MS);
+    // Rechecked while still over the budget: held again, not refused by a window of its own.
+    w.at(again.turn_ms);
+    let again = match w.edge.on_turn(&w.host, &again, again.turn_ms) {
+        Decision::Hold(h) => h,
+        d => panic!("a held buy rechecked before its give-up waits again, got {d:?}"),
+    };
     w.at(last.give_up_ms);
     let (status, ans) = reply_of(&w.edge.on_turn(&w.host, &again, last.give_up_ms));
     assert_eq!((status, ans.outcome, passed), (429, Outcome::Throttled, 2));
