@@ -117,9 +117,35 @@ pub fn build() -> Result<(), String> {
     Ok(())
 }
 
+/// Run one step of a long command and remember how long it took, for the summary [`test`] prints.
+fn timed<T>(steps: &mut Vec<(&'static str, f64)>, name: &'static str, step: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    let started = std::time::Instant::now();
+    let result = step();
+    steps.push((name, started.elapsed().as_secs_f64()));
+    result
+}
+
+/// Where `cargo xtask test`'s time went, one line per step (printed also when a step failed).
+fn print_steps(steps: &[(&'static str, f64)]) {
+    let total: f64 = steps.iter().map(|(_, s)| s).sum();
+    eprintln!("xtask: time per step:");
+    for (name, secs) in steps {
+        eprintln!("xtask:   {name:<44} {secs:>7.0} s");
+    }
+    eprintln!("xtask:   {:<44} {total:>7.0} s", "total");
+}
+
 fn test(args: &[String]) -> Result<(), String> {
-    setup::setup()?;
-    build()?;
+    let mut steps = Vec::new();
+    let result = test_steps(args, &mut steps);
+    print_steps(&steps);
+    result
+}
+
+/// setup, build, the workspace's tests, the native build's Envoy tests, each fuzz target briefly.
+fn test_steps(args: &[String], steps: &mut Vec<(&'static str, f64)>) -> Result<(), String> {
+    timed(steps, "setup (tools, toolchains)", setup::setup)?;
+    timed(steps, "build (filters, release binaries, page)", build)?;
     let envoy = setup::envoy_path()?;
     eprintln!("xtask: running every test (release build, real Redis and Envoy {})", envoy.display());
     let mut c = cargo();
@@ -128,11 +154,11 @@ fn test(args: &[String]) -> Result<(), String> {
         // Each test starts its own Redis/origin/Envoy; on 2 cores a few at a time is fastest.
         c.env("RUST_TEST_THREADS", "4");
     }
-    run(&mut c)?;
-    test_native_build(&envoy, args)?;
+    timed(steps, "every workspace test (wasm build of the filter)", || run(&mut c))?;
+    timed(steps, "edge + bad_input with the native build", || test_native_build(&envoy, args))?;
     // Each fuzz target briefly (SECKILL_FUZZ_SECONDS, default 15); `cargo xtask fuzz` runs longer.
     let seconds = std::env::var("SECKILL_FUZZ_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(15);
-    fuzz::fuzz(seconds, &[])
+    timed(steps, "fuzz (nightly build, each target briefly)", || fuzz::fuzz(seconds, &[]))
 }
 
 /// The Envoy integration tests richest in the filter's decisions, run again with the native build
