@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::sale::{state_at, SaleState};
+use crate::sale::{self, state_at, Batch, SaleState, SaleStatus};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FlagsFeed {
@@ -27,11 +27,16 @@ impl FlagsFeed {
     /// This edge's share of a sale's `stock_left` (rounded up, so the fleet never under-admits
     /// the last units).
     pub fn edge_share(&self, stock_left: u64) -> u64 {
-        stock_left.div_ceil(self.edges.unwrap_or(1).max(1))
+        Self::share_of(self.edges, stock_left)
+    }
+
+    /// One edge's share of `stock_left` among `edges` (absent: one edge).
+    pub fn share_of(edges: Option<u64>, stock_left: u64) -> u64 {
+        stock_left.div_ceil(edges.unwrap_or(1).max(1))
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SaleFlags {
     pub sku: String,
     pub starts_at: u64,
@@ -49,6 +54,13 @@ pub struct SaleFlags {
     /// leading zero bits (see [`crate::challenge`]). Absent or 0: no challenge.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub challenge_bits: Option<u32>,
+    /// The batches the sale releases its stock in (see [`crate::sale`]); absent: all at the start.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub batches: Vec<Batch>,
+    /// When `sold_out` was raised by one batch's stock: the next batch's start, from which it no
+    /// longer holds (see [`sale::sold_out_now`]). Absent: it holds until lowered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sold_out_until: Option<u64>,
 }
 
 impl SaleFlags {
@@ -58,7 +70,31 @@ impl SaleFlags {
     }
 
     pub fn state_at(&self, now_ms: u64) -> SaleState {
-        state_at(now_ms, self.starts_at, self.ends_at, self.sold_out)
+        state_at(now_ms, self.starts_at, self.ends_at, sale::sold_out_now(self.sold_out, self.sold_out_until, now_ms))
+    }
+
+    /// Units that can be sold at `now_ms`: `stock_left` less what later batches still hold back.
+    pub fn units_open(&self, now_ms: u64) -> Option<u64> {
+        Some(self.stock_left?.saturating_sub(sale::unreleased_at(&self.batches, now_ms)))
+    }
+
+    /// The start of the batch open at `now_ms` (the sale's start without batches): the start the
+    /// edge's start lottery counts from.
+    pub fn opened_at(&self, now_ms: u64) -> u64 {
+        sale::opened_at(&self.batches, self.starts_at, now_ms)
+    }
+
+    /// The public status at `now_ms`, as both the edge and the origin answer it.
+    pub fn status(&self, now_ms: u64) -> SaleStatus {
+        let state = self.state_at(now_ms);
+        SaleStatus {
+            sku: self.sku.clone(),
+            state,
+            starts_at: self.starts_at,
+            ends_at: self.ends_at,
+            server_time: now_ms,
+            next_batch_at: sale::next_batch_after(&self.batches, now_ms).filter(|_| state != SaleState::Ended),
+        }
     }
 }
 
@@ -88,12 +124,36 @@ mod tests {
         let f = FlagsFeed {
             version: 7,
             server_time: 1000,
-            sales: vec![SaleFlags { sku: "a".into(), starts_at: 10, ends_at: 20, sold_out: true, per_user_limit: 1, stock_left: None, challenge_bits: None }],
+            sales: vec![SaleFlags { sku: "a".into(), starts_at: 10, ends_at: 20, sold_out: true, per_user_limit: 1, ..SaleFlags::default() }],
             edges: None,
         };
         let j = serde_json::to_string(&f).unwrap();
         assert_eq!(serde_json::from_str::<FlagsFeed>(&j).unwrap(), f);
         assert_eq!(f.get("a").unwrap().state_at(15), SaleState::SoldOut);
         assert!(f.get("b").is_none());
+        assert!(!j.contains("batches") && !j.contains("sold_out_until"), "a sale without batches reads as before: {j}");
+    }
+
+    #[test]
+    fn a_sale_in_batches_opens_each_batch_from_the_edges_own_clock() {
+        let sale = SaleFlags {
+            sku: "a".into(),
+            starts_at: 100,
+            ends_at: 1_000,
+            // Batch 1 sold out; the feed was taken before batch 2 and is not polled again.
+            sold_out: true,
+            sold_out_until: Some(200),
+            stock_left: Some(5),
+            batches: vec![Batch { at: 100, stock: 3 }, Batch { at: 200, stock: 5 }],
+            per_user_limit: 1,
+            ..SaleFlags::default()
+        };
+        assert_eq!((sale.state_at(150), sale.units_open(150), sale.opened_at(150)), (SaleState::SoldOut, Some(0), 100));
+        assert_eq!((sale.state_at(200), sale.units_open(200), sale.opened_at(200)), (SaleState::OnSale, Some(5), 200));
+        assert_eq!(sale.status(150).next_batch_at, Some(200));
+        assert_eq!((sale.status(200).next_batch_at, sale.status(50).next_batch_at), (None, Some(100)));
+        assert_eq!(sale.status(1_000).state, SaleState::Ended);
+        let j = serde_json::to_string(&sale).unwrap();
+        assert_eq!(serde_json::from_str::<SaleFlags>(&j).unwrap(), sale);
     }
 }

@@ -122,10 +122,16 @@ impl Edge {
     }
 
     /// Steps 3 + 4 against one entry of the pair: dedup (a live winner), then throttle (inside
-    /// the window: replay the last final answer, else `throttled`). `None`: neither refuses.
+    /// the window: replay the last final answer, else `throttled`). `None`: neither refuses. A
+    /// window opened before the current batch of a sale released in batches does not count: each
+    /// batch starts like the sale, with nobody's window open.
     fn refusal(&self, buy: &Buy<'_>, e: &Entry) -> Option<Verdict> {
         if buy.dedup && e.is_winner() && buy.now.saturating_sub(e.last_pass_ms) < self.cfg.winner_ttl_ms {
             return Some(Verdict::Dedup(e.seq));
+        }
+        let batch_opened_at = buy.known.as_ref().filter(|f| !f.batches.is_empty()).map_or(0, |f| f.opened_at(buy.now));
+        if e.last_pass_ms < batch_opened_at {
+            return None;
         }
         match decide(Some(e.last_pass_ms), buy.now, self.cfg.window_ms) {
             ThrottleDecision::Wait { retry_after_ms } => Some(match e.outcome {
@@ -136,12 +142,13 @@ impl Edge {
         }
     }
 
-    /// Step 5, the start lottery: a first buy in the sale's first `start_lottery_ms` waits until
-    /// a moment drawn from its slot's fingerprint in the next `start_lottery_ms`.
+    /// Step 5, the start lottery: a first buy in the sale's first `start_lottery_ms` (or its
+    /// batch's, for a sale released in batches) waits until a moment drawn from its slot's
+    /// fingerprint in the next `start_lottery_ms`.
     fn lottery_turn(&self, known: Option<&SaleFlags>, slot: Slot, now: u64) -> Option<u64> {
         let lottery_ms = self.cfg.start_lottery_ms;
         let flags = known.filter(|_| lottery_ms > 0)?;
-        let lottery_end = flags.starts_at.saturating_add(lottery_ms);
+        let lottery_end = flags.opened_at(now).saturating_add(lottery_ms);
         (now < lottery_end).then(|| lottery_end + slot.fp % lottery_ms)
     }
 
@@ -263,6 +270,7 @@ impl Edge {
             uid: buy.uid.clone(),
             passed_at_ms: buy.now,
             starts_at: buy.known.as_ref().map(|f| f.starts_at),
+            batch_opened_at: buy.known.as_ref().filter(|f| !f.batches.is_empty()).map_or(0, |f| f.opened_at(buy.now)),
         };
         Decision::Forward(self.forward_as(&buy.uid, Some(learn)))
     }

@@ -28,7 +28,7 @@ use std::cell::RefCell;
 
 use seckill_core::challenge::ChallengeKey;
 use seckill_core::ticket::{self, TicketError, Verifier};
-use seckill_core::{headers, is_valid_id, BuyAnswer, Outcome, SaleStatus};
+use seckill_core::{headers, is_valid_id, BuyAnswer, Outcome};
 
 use crate::admission::Admission;
 use crate::config::Config;
@@ -59,6 +59,9 @@ pub struct Learn {
     pub passed_at_ms: u64,
     /// The sale's start, when the flags knew it (a `not_started` answer ends the window there).
     pub starts_at: Option<u64>,
+    /// The start of the sale's batch open when it passed (0 without batches or flags): a
+    /// `sold_out` answer is learned for that batch.
+    pub batch_opened_at: u64,
 }
 
 /// Let the request through to the origin.
@@ -244,13 +247,7 @@ impl Edge {
         match self.lookup(host, sku, now) {
             Lookup::Known { flags, fresh: true } => {
                 host.count(Counter::Decision(Reason::SaleStatus));
-                Decision::Reply(reply::sale_status(&SaleStatus {
-                    sku: flags.sku.clone(),
-                    state: flags.state_at(now),
-                    starts_at: flags.starts_at,
-                    ends_at: flags.ends_at,
-                    server_time: now,
-                }))
+                Decision::Reply(reply::sale_status(&flags.status(now)))
             }
             _ => Decision::Forward(Forward::default()),
         }
@@ -320,7 +317,7 @@ impl Edge {
             Err(c) => host.count(c),
         }
         if outcome == Outcome::SoldOut {
-            match mark_sold_out(host, &learn.sku, cfg.cas_retries) {
+            match mark_sold_out(host, &learn.sku, learn.passed_at_ms, learn.batch_opened_at, cfg.cas_retries) {
                 Ok(true) => {
                     self.flags_changed_here();
                     host.count(Counter::SoldOutLearned);

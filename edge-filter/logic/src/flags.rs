@@ -73,11 +73,23 @@ impl Meta {
     }
 }
 
-/// Skus learned sold out, each tagged with the feed version it was learned under.
-/// Encoding: `"SO"`, version 1, count u8, then per entry: feed version u64 LE, sku length u8, sku.
+/// Skus learned sold out, each tagged with the feed version it was learned under and when.
+/// Encoding: `"SO"`, version 2, count u8, then per entry: feed version u64 LE, learned-at ms u64
+/// LE, sku length u8, sku.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Overrides {
-    pub entries: Vec<(String, u64)>,
+    pub entries: Vec<Learned>,
+}
+
+/// One sku learned sold out from an origin's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Learned {
+    pub sku: String,
+    /// The feed version it was learned under (the next version supersedes it).
+    pub version: u64,
+    /// When the buy that learned it was passed (Envoy time): for a sale released in batches it
+    /// holds until the next batch after this.
+    pub at_ms: u64,
 }
 
 impl Overrides {
@@ -86,7 +98,7 @@ impl Overrides {
     }
 
     fn try_decode(b: &[u8]) -> Option<Overrides> {
-        if b.get(0..3)? != b"SO\x01" {
+        if b.get(0..3)? != b"SO\x02" {
             return None;
         }
         let n = usize::from(*b.get(3)?);
@@ -94,25 +106,27 @@ impl Overrides {
         let mut entries = Vec::with_capacity(n);
         for _ in 0..n {
             let version = read_u64(b, at)?;
-            let len = usize::from(*b.get(at + 8)?);
-            let sku = std::str::from_utf8(b.get(at + 9..at + 9 + len)?).ok()?;
+            let at_ms = read_u64(b, at + 8)?;
+            let len = usize::from(*b.get(at + 16)?);
+            let sku = std::str::from_utf8(b.get(at + 17..at + 17 + len)?).ok()?;
             if !seckill_core::is_valid_id(sku) {
                 return None;
             }
-            entries.push((sku.to_owned(), version));
-            at += 9 + len;
+            entries.push(Learned { sku: sku.to_owned(), version, at_ms });
+            at += 17 + len;
         }
         (at == b.len()).then_some(Overrides { entries })
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = b"SO\x01".to_vec();
-        let kept: Vec<&(String, u64)> = self.entries.iter().filter(|(s, _)| s.len() <= 255).take(MAX_OVERRIDES).collect();
+        let mut out = b"SO\x02".to_vec();
+        let kept: Vec<&Learned> = self.entries.iter().filter(|e| e.sku.len() <= 255).take(MAX_OVERRIDES).collect();
         out.push(kept.len() as u8);
-        for (sku, version) in kept {
-            out.extend_from_slice(&version.to_le_bytes());
-            out.push(sku.len() as u8);
-            out.extend_from_slice(sku.as_bytes());
+        for e in kept {
+            out.extend_from_slice(&e.version.to_le_bytes());
+            out.extend_from_slice(&e.at_ms.to_le_bytes());
+            out.push(e.sku.len() as u8);
+            out.extend_from_slice(e.sku.as_bytes());
         }
         out
     }
@@ -125,8 +139,19 @@ pub enum Lookup {
     NoFeed,
     /// The sku is not in the feed; `fresh` tells whether the feed is recent enough to trust that.
     Absent { fresh: bool },
-    /// The sku's flags, with `sold_out` already including a learned sold-out.
+    /// The sku's flags at the time looked up: `sold_out` already includes a learned sold-out, and
+    /// `stock_left` is this edge's admission budget (its share, in a fleet, of the units open now:
+    /// a sale's later batches hold theirs back until their time).
     Known { flags: SaleFlags, fresh: bool },
+}
+
+/// A feed as a worker keeps it: its sales by sku and what [`FlagsCache::lookup`] needs besides.
+#[derive(Debug)]
+struct Parsed {
+    version: u64,
+    sales: HashMap<String, SaleFlags>,
+    /// The fleet's edge count (see [`FlagsFeed::edge_share`]).
+    edges: Option<u64>,
 }
 
 /// One worker's parsed copy of the shared flags.
@@ -134,9 +159,9 @@ pub enum Lookup {
 pub struct FlagsCache {
     meta: Meta,
     /// The parsed feed (its version may lag `meta.version` until the feed key is consistent).
-    feed: Option<(u64, HashMap<String, SaleFlags>)>,
+    feed: Option<Parsed>,
     sold_gen: Option<u64>,
-    sold: Vec<(String, u64)>,
+    sold: Vec<Learned>,
 }
 
 impl FlagsCache {
@@ -148,14 +173,12 @@ impl FlagsCache {
         if !meta.has_feed {
             return Ok(());
         }
-        if self.feed.as_ref().map(|(v, _)| *v) != Some(meta.version) {
+        if self.version() != Some(meta.version) {
             let raw = host.get_shared(keys::FEED)?.value;
             match raw.as_deref().map(serde_json::from_slice::<FlagsFeed>) {
                 Some(Ok(feed)) if feed.version == meta.version => {
-                    // In a fleet this edge budgets only its share of the units left.
-                    let share = |l: u64| feed.edge_share(l);
-                    let map = feed.sales.iter().map(|s| (s.sku.clone(), SaleFlags { stock_left: s.stock_left.map(share), ..s.clone() })).collect();
-                    self.feed = Some((feed.version, map));
+                    let sales = feed.sales.into_iter().map(|s| (s.sku.clone(), s)).collect();
+                    self.feed = Some(Parsed { version: feed.version, sales, edges: feed.edges });
                 }
                 // Feed key not (yet) consistent with meta, or unreadable: keep the previous flags.
                 _ => {}
@@ -175,18 +198,25 @@ impl FlagsCache {
 
     /// The version of the parsed feed, if any.
     pub fn version(&self) -> Option<u64> {
-        self.feed.as_ref().map(|(v, _)| *v)
+        self.feed.as_ref().map(|p| p.version)
     }
 
     pub fn lookup(&self, sku: &str, now_ms: u64, stale_ms: u64) -> Lookup {
-        let Some((version, map)) = &self.feed else { return Lookup::NoFeed };
+        let Some(feed) = &self.feed else { return Lookup::NoFeed };
         let fresh = now_ms.saturating_sub(self.meta.fetched_at_ms) < stale_ms;
-        match map.get(sku) {
+        match feed.sales.get(sku) {
             None => Lookup::Absent { fresh },
             Some(f) => {
-                let learned = self.sold.iter().any(|(s, v)| s == sku && v == version);
                 let mut flags = f.clone();
-                flags.sold_out |= learned;
+                // In a fleet this edge budgets only its share of the units open now.
+                flags.stock_left = f.units_open(now_ms).map(|l| FlagsFeed::share_of(feed.edges, l));
+                let learned = self.sold.iter().find(|e| e.sku == sku && e.version == feed.version);
+                if let Some(e) = learned.filter(|_| !flags.sold_out) {
+                    // Learned from an origin's answer: it holds until the next batch after it was
+                    // learned, as the origin's own flag does.
+                    flags.sold_out = true;
+                    flags.sold_out_until = seckill_core::sale::next_batch_after(&f.batches, e.at_ms);
+                }
                 Lookup::Known { flags, fresh }
             }
         }
@@ -267,23 +297,26 @@ impl FeedStep {
     }
 }
 
-/// Record that the origin answered `sold_out` for `sku` (under the current feed version).
-/// Returns `Ok(true)` when this was news. Without a feed there is nothing to override.
-pub fn mark_sold_out<H: Host + ?Sized>(host: &H, sku: &str, retries: u32) -> Result<bool, Counter> {
+/// Record that the origin answered `sold_out` for `sku` (under the current feed version) to a buy
+/// passed at `at_ms`, in the batch opened at `batch_opened_at` (0: a sale without batches, or
+/// flags unknown). Returns `Ok(true)` when this was news. Without a feed there is nothing to override.
+pub fn mark_sold_out<H: Host + ?Sized>(host: &H, sku: &str, at_ms: u64, batch_opened_at: u64, retries: u32) -> Result<bool, Counter> {
     let meta = Meta::decode(host.get_shared(keys::META).map_err(|_| Counter::HostErrors)?.value.as_deref());
     if !meta.has_feed || !seckill_core::is_valid_id(sku) {
         return Ok(false);
     }
     let news = update(host, keys::SOLD, retries, |cur| {
         let mut o = Overrides::decode(cur);
-        o.entries.retain(|(_, v)| *v == meta.version);
-        if o.entries.iter().any(|(s, _)| s == sku) {
+        o.entries.retain(|e| e.version == meta.version);
+        // Known already, in this batch (one learned in an earlier batch is replaced).
+        if o.entries.iter().any(|e| e.sku == sku && e.at_ms >= batch_opened_at) {
             return (None, false);
         }
+        o.entries.retain(|e| e.sku != sku);
         if o.entries.len() >= MAX_OVERRIDES {
             o.entries.remove(0);
         }
-        o.entries.push((sku.to_owned(), meta.version));
+        o.entries.push(Learned { sku: sku.to_owned(), version: meta.version, at_ms });
         (Some(o.encode()), true)
     })?;
     if news {
@@ -300,12 +333,13 @@ pub fn mark_sold_out<H: Host + ?Sized>(host: &H, sku: &str, retries: u32) -> Res
 mod tests {
     use super::*;
     use crate::host::{MemHost, MemStore};
+    use seckill_core::sale::SaleState;
 
     fn feed_json(version: u64, sold_out: bool) -> Vec<u8> {
         serde_json::to_vec(&FlagsFeed {
             version,
             server_time: 1,
-            sales: vec![SaleFlags { sku: "phone".into(), starts_at: 1_000, ends_at: 9_000, sold_out, per_user_limit: 1, stock_left: None, challenge_bits: None }],
+            sales: vec![SaleFlags { sku: "phone".into(), starts_at: 1_000, ends_at: 9_000, sold_out, per_user_limit: 1, ..SaleFlags::default() }],
             edges: None,
         })
         .unwrap()
@@ -351,13 +385,33 @@ mod tests {
         let store = MemStore::new();
         let poller = MemHost::new(store.clone(), 500);
         let worker = MemHost::new(store, 500);
-        let sale = SaleFlags { sku: "phone".into(), starts_at: 1_000, ends_at: 9_000, sold_out: false, per_user_limit: 1, stock_left: Some(10), challenge_bits: None };
+        let sale = SaleFlags { sku: "phone".into(), starts_at: 1_000, ends_at: 9_000, sold_out: false, per_user_limit: 1, stock_left: Some(10), ..SaleFlags::default() };
         let body = serde_json::to_vec(&FlagsFeed { version: 1, server_time: 1, sales: vec![sale], edges: Some(3) }).unwrap();
         store_feed(&poller, &body, 100, 8).unwrap();
         let mut cache = FlagsCache::default();
         cache.refresh(&worker).unwrap();
         let Lookup::Known { flags, .. } = cache.lookup("phone", 600, 3_000) else { panic!("phone is in the feed") };
         assert_eq!(flags.stock_left, Some(4), "ceil(10 / 3 edges)");
+    }
+
+    #[test]
+    fn a_sale_in_batches_budgets_the_units_open_and_learns_sold_out_per_batch() {
+        use seckill_core::sale::Batch;
+        let store = MemStore::new();
+        let poller = MemHost::new(store.clone(), 500);
+        let worker = MemHost::new(store, 500);
+        // 4 units left of 10: batch 1 (6 units, from 1,000) sold 6; batch 2 (4, from 5,000) to come.
+        let batches = vec![Batch { at: 1_000, stock: 6 }, Batch { at: 5_000, stock: 4 }];
+        let sale = SaleFlags { sku: "phone".into(), starts_at: 1_000, ends_at: 9_000, per_user_limit: 1, stock_left: Some(4), batches, ..SaleFlags::default() };
+        let body = serde_json::to_vec(&FlagsFeed { version: 1, server_time: 2_000, sales: vec![sale], edges: Some(3) }).unwrap();
+        store_feed(&poller, &body, 2_000, 8).unwrap();
+        mark_sold_out(&poller, "phone", 2_000, 1_000, 8).unwrap();
+        let mut cache = FlagsCache::default();
+        cache.refresh(&worker).unwrap();
+        let Lookup::Known { flags, .. } = cache.lookup("phone", 2_100, 60_000) else { panic!("phone is in the feed") };
+        assert_eq!((flags.stock_left, flags.state_at(2_100)), (Some(0), SaleState::SoldOut), "batch 2's units are held back; learned sold out");
+        let Lookup::Known { flags, .. } = cache.lookup("phone", 5_000, 60_000) else { panic!() };
+        assert_eq!((flags.stock_left, flags.state_at(5_000)), (Some(2), SaleState::OnSale), "ceil(4 / 3 edges) from batch 2's start, with no new feed");
     }
 
     #[test]
@@ -370,14 +424,14 @@ mod tests {
         bad[2] = 9;
         assert_eq!(Meta::decode(Some(&bad)), Meta::default());
 
-        let o = Overrides { entries: vec![("a".into(), 1), ("phone-2".into(), 99)] };
+        let o = Overrides { entries: vec![Learned { sku: "a".into(), version: 1, at_ms: 5 }, Learned { sku: "phone-2".into(), version: 99, at_ms: 7 }] };
         assert_eq!(Overrides::decode(Some(&o.encode())), o);
         let enc = o.encode();
         for cut in 0..enc.len() {
             assert_eq!(Overrides::decode(Some(&enc[..cut])), Overrides::default(), "cut {cut}");
         }
         let mut bad = enc.clone();
-        bad[4 + 9] = b'.'; // invalid sku char
+        bad[4 + 17] = b'.'; // invalid sku char
         assert_eq!(Overrides::decode(Some(&bad)), Overrides::default());
         let mut long = enc;
         long.push(0);
@@ -443,12 +497,12 @@ mod tests {
         let store = MemStore::new();
         let a = MemHost::new(store.clone(), 0);
         let b = MemHost::new(store, 0);
-        assert_eq!(mark_sold_out(&a, "phone", 8), Ok(false), "no feed: nothing to override");
+        assert_eq!(mark_sold_out(&a, "phone", 0, 0, 8), Ok(false), "no feed: nothing to override");
         store_feed(&a, &feed_json(1, false), 0, 8).unwrap();
         let mut cache_b = FlagsCache::default();
         cache_b.refresh(&b).unwrap();
-        assert_eq!(mark_sold_out(&a, "phone", 8), Ok(true));
-        assert_eq!(mark_sold_out(&a, "phone", 8), Ok(false), "already known");
+        assert_eq!(mark_sold_out(&a, "phone", 0, 0, 8), Ok(true));
+        assert_eq!(mark_sold_out(&a, "phone", 1, 0, 8), Ok(false), "already known");
         cache_b.refresh(&b).unwrap();
         let Lookup::Known { flags, .. } = cache_b.lookup("phone", 10, 3_000) else { panic!() };
         assert!(flags.sold_out, "another worker sees it on its next refresh");
@@ -463,7 +517,7 @@ mod tests {
         let h = MemHost::new(MemStore::new(), 0);
         store_feed(&h, &feed_json(1, false), 0, 8).unwrap();
         h.conflicts.set(3);
-        assert_eq!(mark_sold_out(&h, "phone", 8), Ok(true));
+        assert_eq!(mark_sold_out(&h, "phone", 0, 0, 8), Ok(true));
         h.conflicts.set(100);
         assert_eq!(store_feed(&h, &feed_json(3, false), 0, 8), Err(FeedError::Store(Counter::CasExhausted)));
     }

@@ -93,7 +93,7 @@ mod tests {
 
     #[test]
     fn status_shape() {
-        let r = sale_status(&SaleStatus { sku: "p".into(), state: SaleState::Upcoming, starts_at: 1, ends_at: 2, server_time: 0 });
+        let r = sale_status(&SaleStatus { sku: "p".into(), state: SaleState::Upcoming, starts_at: 1, ends_at: 2, server_time: 0, next_batch_at: None });
         assert_eq!(r.status, 200);
         assert_eq!(r.header("cache-control"), Some("max-age=1"));
         assert_eq!(r.body, r#"{"sku":"p","state":"upcoming","starts_at":1,"ends_at":2,"server_time":0}"#);

@@ -33,7 +33,7 @@ fn tk(uid: &str) -> String {
 }
 
 fn sale(sku: &str, sold_out: bool, limit: u32) -> SaleFlags {
-    SaleFlags { sku: sku.into(), starts_at: START, ends_at: END, sold_out, per_user_limit: limit, stock_left: None, challenge_bits: None }
+    SaleFlags { sku: sku.into(), starts_at: START, ends_at: END, sold_out, per_user_limit: limit, ..SaleFlags::default() }
 }
 
 fn feed(version: u64, sales: Vec<SaleFlags>) -> Vec<u8> {
@@ -888,4 +888,51 @@ fn a_buy_held_from_the_start_grace_is_asked_for_the_challenge_at_its_turn() {
     let Decision::Hold(h) = buy_with_proof(&w, "bob", "phone", Some(&bobs)) else { panic!("held") };
     assert_eq!(h.proof.as_deref(), Some(bobs.as_str()));
     assert!(is_pass(&w.edge.on_turn(&w.host, &h, h.turn_ms)));
+}
+
+#[test]
+fn each_batch_of_a_sale_starts_like_the_sale_lottery_budget_flags_and_windows() {
+    use seckill_core::sale::Batch;
+    const BATCH2: u64 = START + 60_000;
+    let mut s = sale("phone", false, 1);
+    // Batch 1 (2 units) has one unit left; batch 2 (3 units) opens a minute after the start.
+    s.batches = vec![Batch { at: START, stock: 2 }, Batch { at: BATCH2, stock: 3 }];
+    s.stock_left = Some(4);
+    let w = World::with_feed(r#","start_lottery_ms":1000,"hold_at_edge":false"#, vec![s.clone()]);
+    // bob's buy goes on for batch 1's last unit just before batch 2 (and loses it): his window
+    // is open across batch 2's start, and the edge learns batch 1 is sold out.
+    w.at(BATCH2 - 500);
+    w.buy_and_answer("bob", "phone", "sold_out", None);
+    w.at(BATCH2 - 450);
+    let (status, a) = reply_of(&w.buy("alice", "phone"));
+    assert_eq!((status, a.outcome), (410, Outcome::SoldOut), "learned from the origin's answer");
+    // The feed then says so too, until batch 2.
+    s.stock_left = Some(3);
+    s.sold_out = true;
+    s.sold_out_until = Some(BATCH2);
+    w.at(BATCH2 - 400);
+    store_feed(&w.host, &feed(2, vec![s]), BATCH2 - 400, 8).expect("feed 2");
+    // Between the batches: sold out from the edge, and its status names the next batch.
+    let (status, a) = reply_of(&w.buy("alice", "phone"));
+    assert_eq!((status, a.outcome), (410, Outcome::SoldOut));
+    let st = w.edge.on_request(&w.host, &Request { method: "GET", path: "/api/sales/phone", authorization: None, proof: None });
+    let body: serde_json::Value = serde_json::from_str(&st.reply().expect("status from the edge").body).unwrap();
+    assert_eq!((body["state"].as_str(), body["next_batch_at"].as_u64()), (Some("sold_out"), Some(BATCH2)));
+    // Batch 2 opens from the edge's own clock (no new feed): its first second is a lottery.
+    w.at(BATCH2 + 10);
+    let (status, a) = reply_of(&w.buy("alice", "phone"));
+    assert_eq!((status, a.outcome), (429, Outcome::Throttled));
+    let turn = BATCH2 + 10 + a.retry_after_ms.expect("retry_after_ms");
+    assert!((BATCH2 + 1_000..BATCH2 + 2_000).contains(&turn), "turn at +{}", turn - BATCH2);
+    // bob's window from batch 1 does not count: he is drawn a turn like everyone, not replayed sold_out.
+    let (_, b) = reply_of(&w.buy("bob", "phone"));
+    assert_eq!(b.outcome, Outcome::Throttled, "a turn, not a replay");
+    assert!(b.retry_after_ms.is_some_and(|ms| (1_000..2_000).contains(&(BATCH2 + 10 + ms - BATCH2))));
+    // After the lottery: the budget is batch 2's 3 units.
+    w.at(BATCH2 + 2_000);
+    for i in 0..3 {
+        assert!(is_pass(&w.buy(&format!("u{i}"), "phone")), "u{i} passes");
+    }
+    assert_eq!(reply_of(&w.buy("u3", "phone")).1.outcome, Outcome::Throttled);
+    assert_eq!(w.host.counter(Counter::AtCapacity), 1);
 }

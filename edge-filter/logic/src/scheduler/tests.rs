@@ -17,7 +17,7 @@ const T0: u64 = 1_800_000_000_000;
 const START: u64 = T0 + 10_000;
 
 fn sale(sold_out: bool, stock_left: Option<u64>) -> SaleFlags {
-    SaleFlags { sku: "phone".into(), starts_at: START, ends_at: T0 + 3_600_000, sold_out, per_user_limit: 1, stock_left, challenge_bits: None }
+    SaleFlags { sku: "phone".into(), starts_at: START, ends_at: T0 + 3_600_000, sold_out, per_user_limit: 1, stock_left, ..SaleFlags::default() }
 }
 
 fn put_feed(host: &MemHost, version: u64, s: SaleFlags) {
