@@ -19,7 +19,7 @@ use redis::{AsyncCommands, Script};
 use serde::{Deserialize, Serialize};
 
 use seckill_core::feed::SaleFlags;
-use seckill_core::sale::{state_at, SaleState};
+use seckill_core::sale::{self, check_batches, state_at, Batch, SaleState};
 
 use crate::redis_conn::{ConnTimeouts, RedisConn, RedisTarget};
 
@@ -118,6 +118,10 @@ pub struct SaleConfig {
     /// runs with `PUT /admin/sales/{sku}/challenge`.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub challenge_bits: u32,
+    /// The stock released in batches at set times (`[{"at": ms, "stock": n}, ...]`, the first at
+    /// `starts_at`, adding up to `stock`); absent: all of it at the start.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub batches: Vec<Batch>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -153,8 +157,23 @@ impl SaleConfig {
         if self.pay_within_s == 0 || self.pay_within_s > MAX_PAY_WITHIN_S {
             return Err(format!("pay_within_s must be 1..={MAX_PAY_WITHIN_S}"));
         }
-        check_challenge_bits(self.challenge_bits)
+        check_challenge_bits(self.challenge_bits)?;
+        check_batches(&self.batches, self.starts_at, self.ends_at, self.stock).map_err(|e| e.to_string())
     }
+}
+
+/// A sale's batches as the sale hash keeps them for the buy script: `at:stock,at:stock`.
+fn encode_batches(batches: &[Batch]) -> String {
+    batches.iter().map(|b| format!("{}:{}", b.at, b.stock)).collect::<Vec<_>>().join(",")
+}
+
+/// [`encode_batches`] read back (a part that does not parse is skipped: the hash is ours).
+fn decode_batches(field: Option<&str>) -> Vec<Batch> {
+    let parse = |part: &str| {
+        let (at, stock) = part.split_once(':')?;
+        Some(Batch { at: at.parse().ok()?, stock: stock.parse().ok()? })
+    };
+    field.unwrap_or_default().split(',').filter_map(parse).collect()
 }
 
 /// A challenge difficulty an SRE may set: 0 (none) to [`seckill_core::challenge::MAX_BITS`].
@@ -188,6 +207,15 @@ pub struct SaleFigures {
     /// The challenge's difficulty (0: none).
     #[serde(default)]
     pub challenge_bits: u32,
+    /// The batches the stock is released in (absent: all at the start).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub batches: Vec<Batch>,
+    /// Units released so far (all of them without batches).
+    #[serde(default)]
+    pub released: u64,
+    /// When the next batch goes on sale, if one is to come.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_batch_at: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -251,10 +279,24 @@ pub struct Store {
 }
 
 /// The sale hash's fields [`Store::figures`] reads.
-const FIGURE_FIELDS: [&str; 11] =
-    ["stock_total", "stock_left", "sold", "paid", "flag_manual", "flag_auto", "starts_at", "ends_at", "per_user_limit", "pay_within_s", "challenge_bits"];
+const FIGURE_FIELDS: [&str; 13] = [
+    "stock_total",
+    "stock_left",
+    "sold",
+    "paid",
+    "flag_manual",
+    "flag_auto",
+    "flag_auto_until",
+    "starts_at",
+    "ends_at",
+    "per_user_limit",
+    "pay_within_s",
+    "challenge_bits",
+    "batches",
+];
 /// The sale hash's fields [`Store::sale_records`] reads.
-const RECORD_FIELDS: [&str; 9] = ["starts_at", "ends_at", "flag_manual", "flag_auto", "per_user_limit", "version", "seq", "stock_left", "challenge_bits"];
+const RECORD_FIELDS: [&str; 11] =
+    ["starts_at", "ends_at", "flag_manual", "flag_auto", "flag_auto_until", "per_user_limit", "version", "seq", "stock_left", "challenge_bits", "batches"];
 
 /// One HMGET's answer, read by field name rather than by position.
 struct Fields<'a> {
@@ -275,6 +317,14 @@ impl Fields<'_> {
     /// Whether the flag `name` is raised (`"1"`).
     fn is_set(&self, name: &str) -> bool {
         self.get(name) == Some("1")
+    }
+    /// The sold-out flag as the feed carries it: raised by the SRE's switch (holds until lowered)
+    /// or by one batch's stock (holds until the next batch's start, `flag_auto_until`; 0: none).
+    fn sold_out(&self) -> (bool, Option<u64>) {
+        if self.is_set("flag_manual") {
+            return (true, None);
+        }
+        (self.is_set("flag_auto"), Some(self.u64("flag_auto_until")).filter(|t| *t > 0))
     }
 }
 
@@ -477,6 +527,7 @@ impl Store {
         let mut inv = self.scripts.reset.prepare_invoke();
         inv.key(&k.sale).key(&k.orders).key(&k.held).key(&k.history).key(&k.pending);
         inv.arg(cfg.stock).arg(cfg.starts_at).arg(cfg.ends_at).arg(cfg.per_user_limit).arg(cfg.pay_within_s).arg(cfg.challenge_bits);
+        inv.arg(encode_batches(&cfg.batches));
         self.bounded(self.admin_timeout, inv.invoke_async(&mut c)).await
     }
 
@@ -522,8 +573,11 @@ impl Store {
             return Ok(None);
         }
         let manual = f.is_set("flag_manual");
-        let flag = manual || f.is_set("flag_auto");
+        let (raised, until) = f.sold_out();
+        let now = crate::now_ms();
+        let flag = sale::sold_out_now(raised, until, now);
         let (starts_at, ends_at) = (f.u64("starts_at"), f.u64("ends_at"));
+        let batches = decode_batches(f.get("batches"));
         Ok(Some(SaleFigures {
             sku: sku.to_owned(),
             stock_total: f.u64("stock_total"),
@@ -533,12 +587,15 @@ impl Store {
             buyers,
             sold_out_flag: flag,
             sold_out_manual: manual,
-            state: state_at(crate::now_ms(), starts_at, ends_at, flag),
+            state: state_at(now, starts_at, ends_at, flag),
             starts_at,
             ends_at,
             per_user_limit: f.u64("per_user_limit") as u32,
             pay_within_s: f.u64("pay_within_s"),
             challenge_bits: f.u64("challenge_bits") as u32,
+            released: sale::released_by(&batches, now).unwrap_or(f.u64("stock_total")),
+            next_batch_at: sale::next_batch_after(&batches, now).filter(|t| *t < ends_at),
+            batches,
         }))
     }
 
@@ -574,10 +631,12 @@ impl Store {
                     sku: sku.clone(),
                     starts_at: f.u64("starts_at"),
                     ends_at: f.u64("ends_at"),
-                    sold_out: f.is_set("flag_manual") || f.is_set("flag_auto"),
+                    sold_out: f.sold_out().0,
+                    sold_out_until: f.sold_out().1,
                     per_user_limit: f.u64("per_user_limit") as u32,
                     stock_left: f.get("stock_left").and_then(|v| v.parse::<i64>().ok()).map(|n| n.max(0) as u64),
                     challenge_bits: f.get("challenge_bits").and_then(|v| v.parse::<u32>().ok()).filter(|b| *b > 0),
+                    batches: decode_batches(f.get("batches")),
                 },
                 // Flag changes bump `version`; every sale bumps `seq` (never reused), so the
                 // feed's version also moves when stock is taken and the edge re-reads stock_left.
@@ -690,7 +749,7 @@ mod tests {
 
     #[test]
     fn config_validation_names_the_field() {
-        let ok = SaleConfig { stock: 10, starts_at: 1, ends_at: 2, per_user_limit: 1, pay_within_s: 900, challenge_bits: 0 };
+        let ok = SaleConfig { stock: 10, starts_at: 1, ends_at: 2, per_user_limit: 1, pay_within_s: 900, challenge_bits: 0, batches: Vec::new() };
         assert!(ok.validate().is_ok());
         assert!(SaleConfig { ends_at: 1, ..ok.clone() }.validate().unwrap_err().contains("ends_at"));
         assert!(SaleConfig { per_user_limit: 0, ..ok.clone() }.validate().unwrap_err().contains("per_user_limit"));
@@ -698,6 +757,16 @@ mod tests {
         assert!(SaleConfig { stock: MAX_STOCK + 1, ..ok.clone() }.validate().unwrap_err().contains("stock"));
         assert!(SaleConfig { challenge_bits: 31, ..ok.clone() }.validate().unwrap_err().contains("challenge_bits must be 0..=30"));
         assert!(SaleConfig { challenge_bits: 30, ..ok.clone() }.validate().is_ok());
+        let two = vec![Batch { at: 1, stock: 4 }, Batch { at: 5, stock: 6 }];
+        let batched = SaleConfig { stock: 10, ends_at: 9, batches: two.clone(), ..ok.clone() };
+        assert!(batched.validate().is_ok());
+        assert!(SaleConfig { stock: 11, ..batched.clone() }.validate().unwrap_err().contains("adds up to 10, but stock says 11"));
+        assert!(SaleConfig { ends_at: 5, ..batched.clone() }.validate().unwrap_err().contains("before ends_at"));
+        assert_eq!(decode_batches(Some(&encode_batches(&two))), two);
+        assert_eq!(decode_batches(None), Vec::new());
+        let parsed: SaleConfig = serde_json::from_str(r#"{"stock":10,"starts_at":1,"ends_at":9,"batches":[{"at":1,"stock":4},{"at":5,"stock":6}]}"#).unwrap();
+        assert_eq!(parsed, batched);
+        assert!(serde_json::from_str::<SaleConfig>(r#"{"stock":1,"starts_at":1,"ends_at":9,"batches":[{"at":1,"stok":1}]}"#).is_err());
         let parsed: SaleConfig = serde_json::from_str(r#"{"stock":5,"starts_at":1,"ends_at":9}"#).unwrap();
         assert_eq!((parsed.per_user_limit, parsed.pay_within_s, parsed.challenge_bits), (1, 900, 0));
         assert!(!serde_json::to_string(&parsed).unwrap().contains("challenge_bits"), "an older origin is never sent the field it does not know");

@@ -429,3 +429,58 @@ async fn redis_paused_gives_busy_and_commits_nothing_late() {
     assert_eq!(rig.figures("pause-1").await.stock_left, 50);
     assert_eq!(rig.buy("pause-1", "p0").await.status, 201, "recovered after resume");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sale_in_batches_sells_each_unit_only_within_its_batch() {
+    let rig = OriginRig::start("batches", |_| {}).await.unwrap();
+    let now = seckill_tests::now_ms();
+    let (start, batch2, end) = (now - 500, now + 2_500, now + 3_600_000);
+    let spec = serde_json::json!({"stock": 5, "starts_at": start, "ends_at": end,
+        "batches": [{"at": start, "stock": 3}, {"at": batch2, "stock": 2}]});
+    let a = rig.admin("PUT", "/admin/sales/b-1", Some(spec.clone())).await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    let f: seckill_origin::store::SaleFigures = a.json().unwrap();
+    assert_eq!((f.stock_total, f.released, f.next_batch_at, f.batches.len()), (5, 3, Some(batch2), 2));
+    // Bad batches: a clear 400, nothing changed.
+    for (bad, why) in [
+        (serde_json::json!({"stock": 6, "starts_at": start, "ends_at": end, "batches": [{"at": start, "stock": 3}, {"at": batch2, "stock": 2}]}), "adds up to 5, but stock says 6"),
+        (serde_json::json!({"stock": 5, "starts_at": start, "ends_at": end, "batches": [{"at": start + 1, "stock": 5}]}), "the first batch must be at starts_at"),
+        (serde_json::json!({"stock": 5, "starts_at": start, "ends_at": end, "batches": [{"at": start, "stock": 5, "when": 1}]}), "unknown field"),
+    ] {
+        let a = rig.admin("PUT", "/admin/sales/b-1", Some(bad)).await;
+        assert_eq!(a.status, 400, "{}", a.text());
+        assert!(a.text().contains(why), "{why}: {}", a.text());
+    }
+
+    // Batch 1: 3 units for 8 uids at once; the rest is sold out until batch 2, whose start the
+    // public status names.
+    let uids: Vec<String> = (0..8).map(|i| format!("a{i}")).collect();
+    let first: Vec<String> = futures::future::join_all(uids.iter().map(|u| rig.buy("b-1", u))).await.iter().map(outcome).collect();
+    assert_eq!(first.iter().filter(|o| *o == "won").count(), 3, "{first:?}");
+    assert_eq!(first.iter().filter(|o| *o == "sold_out").count(), 5, "{first:?}");
+    tokio::time::sleep(Duration::from_millis(150)).await; // one flags refresh
+    let st = rig.http.get(&rig.url("/api/sales/b-1"), &[]).await.unwrap().json_value();
+    assert_eq!((st["state"].as_str(), st["next_batch_at"].as_u64()), (Some("sold_out"), Some(batch2)), "{st}");
+    let feed = rig.http.get(&rig.url("/edge/flags"), &[("x-seckill-edge-key", seckill_core::demo::EDGE_KEY)]).await.unwrap().json_value();
+    assert_eq!(feed["sales"][0]["sold_out_until"].as_u64(), Some(batch2), "{feed}");
+    assert_eq!(outcome(&rig.buy("b-1", "late").await), "sold_out");
+
+    // Batch 2: its 2 units, from its start, with no write at the start.
+    let wait = batch2.saturating_sub(seckill_tests::now_ms()) + 50;
+    tokio::time::sleep(Duration::from_millis(wait)).await;
+    let st = rig.http.get(&rig.url("/api/sales/b-1"), &[]).await.unwrap().json_value();
+    assert_eq!((st["state"].as_str(), st.get("next_batch_at")), (Some("on_sale"), None), "{st}");
+    let uids: Vec<String> = (0..6).map(|i| format!("b{i}")).collect();
+    let second: Vec<String> = futures::future::join_all(uids.iter().map(|u| rig.buy("b-1", u))).await.iter().map(outcome).collect();
+    assert_eq!(second.iter().filter(|o| *o == "won").count(), 2, "{second:?}");
+    assert_ne!(outcome(&rig.buy("b-1", "a0").await), "won", "a batch-1 winner cannot win again");
+    let f = rig.figures("b-1").await;
+    assert_eq!((f.sold, f.stock_left, f.released, f.next_batch_at, f.state.as_str()), (5, 0, 5, None, "sold_out"));
+
+    // Every order was made within its batch: 3 before batch 2's start, 2 after.
+    let mut c = rig.redis_connection();
+    let raw: HashMap<String, String> = redis::cmd("HGETALL").arg("sk:{b-1}:orders").query(&mut c).unwrap();
+    let created: Vec<u64> = raw.values().map(|r| r.split(' ').nth(2).unwrap().parse().unwrap()).collect();
+    assert_eq!(created.iter().filter(|t| **t < batch2).count(), 3, "{created:?}");
+    assert_eq!(created.iter().filter(|t| **t >= batch2).count(), 2, "{created:?}");
+}

@@ -32,6 +32,7 @@ macro_rules! out {
 use anyhow::{anyhow, bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
 use seckill_origin::client::{Answer, HttpClient};
+use seckill_core::sale::Batch;
 use seckill_origin::store::SaleFigures;
 
 #[derive(Parser, Debug)]
@@ -84,8 +85,13 @@ enum SaleCommand {
     /// Create a sale, or reset an existing one (its orders are dropped).
     Create {
         sku: String,
+        /// Units on sale (with --batch: their sum, which may be left out).
         #[arg(long)]
-        stock: u64,
+        stock: Option<u64>,
+        /// Release the stock in batches: `WHEN=UNITS`, WHEN in the forms of --starts-at (the first
+        /// batch at the start), repeated per batch, e.g. `--batch now=100 --batch +10m=100`.
+        #[arg(long = "batch", value_name = "WHEN=UNITS")]
+        batches: Vec<String>,
         /// Unix ms, RFC 3339 (`2026-11-23T20:00:00Z`), `now`, or `+30s` / `+5m` / `+2h` from now.
         #[arg(long, default_value = "now")]
         starts_at: String,
@@ -132,6 +138,13 @@ fn parse_time(s: &str, now_ms: u64) -> anyhow::Result<u64> {
     Ok(t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0))
 }
 
+/// Parse one `--batch WHEN=UNITS`.
+fn parse_batch(s: &str, now_ms: u64) -> anyhow::Result<Batch> {
+    let (when, units) = s.rsplit_once('=').with_context(|| format!("--batch `{s}`: expected WHEN=UNITS, e.g. +10m=100"))?;
+    let stock = units.trim().parse().with_context(|| format!("--batch `{s}`: `{units}` is not a number of units"))?;
+    Ok(Batch { at: parse_time(when, now_ms)?, stock })
+}
+
 fn fmt_time(ms: u64) -> String {
     let t = std::time::UNIX_EPOCH + Duration::from_millis(ms);
     humantime::format_rfc3339_seconds(t).to_string()
@@ -146,6 +159,9 @@ fn print_figures(f: &SaleFigures) {
     let why = if f.sold_out_manual { " (SRE switch)" } else if f.sold_out_flag { " (stock)" } else { "" };
     out!("sold out    {}{}", if f.sold_out_flag { "yes" } else { "no" }, why);
     out!("limits      {} per uid, pay within {} s", f.per_user_limit, f.pay_within_s);
+    for (i, b) in f.batches.iter().enumerate() {
+        out!("batch {}     {} units at {}{}", i + 1, b.stock, fmt_time(b.at), if Some(b.at) == f.next_batch_at { " (next)" } else { "" });
+    }
     if f.challenge_bits > 0 {
         out!("challenge   {} bits of proof of work per uid (about {} hashes)", f.challenge_bits, 1u64 << f.challenge_bits.min(63));
     }
@@ -170,8 +186,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let client = HttpClient::new(Duration::from_secs(10));
     let answer = match cli.command {
-        Command::Sale(SaleCommand::Create { sku, stock, starts_at, ends_at, per_user_limit, pay_within_s, challenge_bits }) => {
+        Command::Sale(SaleCommand::Create { sku, stock, batches, starts_at, ends_at, per_user_limit, pay_within_s, challenge_bits }) => {
             let now = seckill_origin::now_ms();
+            let batches = batches.iter().map(|b| parse_batch(b, now)).collect::<anyhow::Result<Vec<Batch>>>()?;
+            let stock = match (stock, batches.is_empty()) {
+                (Some(s), _) => s,
+                (None, false) => batches.iter().map(|b| b.stock).sum(),
+                (None, true) => bail!("--stock is required (or --batch WHEN=UNITS, once per batch)"),
+            };
             let mut body = serde_json::json!({
                 "stock": stock,
                 "starts_at": parse_time(&starts_at, now)?,
@@ -182,6 +204,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             // Only when asked for: an older origin refuses a field it does not know.
             if challenge_bits > 0 {
                 body["challenge_bits"] = challenge_bits.into();
+            }
+            if !batches.is_empty() {
+                body["batches"] = serde_json::to_value(&batches)?;
             }
             client.put_json(&format!("{base}/admin/sales/{sku}"), &h, &body).await?
         }
@@ -235,7 +260,8 @@ async fn main() -> ExitCode {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_time;
+    use super::{parse_batch, parse_time};
+    use seckill_core::sale::Batch;
 
     #[test]
     fn times() {
@@ -246,5 +272,14 @@ mod tests {
         assert_eq!(parse_time("1970-01-01T00:00:01Z", 0).unwrap(), 1000);
         assert!(parse_time("tomorrow", 0).is_err());
         assert!(parse_time("+soon", 0).is_err());
+    }
+
+    #[test]
+    fn batches() {
+        assert_eq!(parse_batch("now=100", 1000).unwrap(), Batch { at: 1000, stock: 100 });
+        assert_eq!(parse_batch("+10m=5", 0).unwrap(), Batch { at: 600_000, stock: 5 });
+        assert_eq!(parse_batch("1970-01-01T00:00:01Z=7", 0).unwrap(), Batch { at: 1000, stock: 7 });
+        assert!(parse_batch("+10m", 0).unwrap_err().to_string().contains("WHEN=UNITS"));
+        assert!(parse_batch("+10m=lots", 0).unwrap_err().to_string().contains("not a number of units"));
     }
 }

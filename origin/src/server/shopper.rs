@@ -9,7 +9,7 @@ use hyper::{Request, Response, StatusCode};
 use seckill_core::challenge::PROOF_HEADER;
 use seckill_core::order::{MyOrders, OrderState, PayAnswer};
 use seckill_core::session::{SessionAnswer, SessionRequest};
-use seckill_core::{is_valid_id, ticket, BuyAnswer, Outcome, SaleStatus};
+use seckill_core::{is_valid_id, ticket, BuyAnswer, Outcome};
 
 use super::request::{edge_uid, json_body, read_body, BodyError};
 use super::responses::{busy, busy_answer, buy_response, error, json_response};
@@ -102,8 +102,7 @@ pub(super) async fn sale_status(app: &App, sku: &str) -> Response<Body> {
         Ok(Some(f)) => {
             app.metrics.count("status", "ok");
             let now = crate::now_ms();
-            let status = SaleStatus { sku: f.sku.clone(), state: f.state_at(now), starts_at: f.starts_at, ends_at: f.ends_at, server_time: now };
-            let mut r = json_response(StatusCode::OK, &status);
+            let mut r = json_response(StatusCode::OK, &f.status(now));
             r.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=1"));
             r
         }

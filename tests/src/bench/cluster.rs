@@ -219,7 +219,7 @@ async fn start() -> anyhow::Result<Rig> {
 /// Create `skus` as open sales of `stock` units each (32 at a time).
 async fn put_sales(store: &Store, skus: &[String], stock: u64) -> anyhow::Result<()> {
     let now = crate::now_ms();
-    let cfg = SaleConfig { stock, starts_at: now - 1_000, ends_at: now + 3_600_000, per_user_limit: 1, pay_within_s: 900, challenge_bits: 0 };
+    let cfg = SaleConfig { stock, starts_at: now - 1_000, ends_at: now + 3_600_000, per_user_limit: 1, pay_within_s: 900, challenge_bits: 0, batches: Vec::new() };
     let mut puts = futures::stream::iter(skus.iter().map(|sku| {
         let (store, cfg) = (store.clone(), cfg.clone());
         async move { store.put_sale(sku, &cfg).await.with_context(|| format!("creating sale {sku}")) }
