@@ -90,6 +90,8 @@ pub enum Msg {
     StateUpcoming,
     StateOnSale,
     StateSoldOut,
+    /// Sold out until the next batch of a sale released in batches.
+    StateBatchSoldOut,
     StateEnded,
     StateUnknownSku,
     StateNoSku,
@@ -139,6 +141,7 @@ impl Msg {
             StateUpcoming => ("Starting soon", "即将开始"),
             StateOnSale => ("On sale now", "正在抢购"),
             StateSoldOut => ("Sold out", "已售罄"),
+            StateBatchSoldOut => ("This batch is sold out. More units go on sale soon.", "本批已售罄，下一批即将开售。"),
             StateEnded => ("Sale ended", "活动已结束"),
             StateUnknownSku => ("There is no such sale.", "没有这个活动。"),
             StateNoSku => ("No sale chosen: open a link like /s/phone-1.", "没有指定活动：请打开类似 /s/phone-1 的链接。"),
@@ -197,6 +200,14 @@ pub fn starts_in(ms: u64, lang: Lang) -> String {
     match lang {
         Lang::En => format!("Starts in {}", duration(ms, lang)),
         Lang::Zh => format!("距开始还有 {}", duration(ms, lang)),
+    }
+}
+
+/// "Next batch in …" / "距下一批开售还有 …"
+pub fn next_batch_in(ms: u64, lang: Lang) -> String {
+    match lang {
+        Lang::En => format!("Next batch in {}", duration(ms, lang)),
+        Lang::Zh => format!("距下一批开售还有 {}", duration(ms, lang)),
     }
 }
 

@@ -11,7 +11,7 @@
 use serde::Serialize;
 
 use seckill_core::order::{MyOrders, OrderState, PayAnswer};
-use seckill_core::sale::{state_at, SaleState, SaleStatus};
+use seckill_core::sale::{sold_out_now, state_at, SaleState, SaleStatus};
 use seckill_core::session::{SessionAnswer, SessionRequest};
 use seckill_core::throttle::{self, ThrottleDecision, DEFAULT_WINDOW_MS};
 use seckill_core::challenge::{proof_value, seed_from_hex, solve, Challenge, SEED_LEN};
@@ -66,6 +66,9 @@ struct SaleInfo {
     starts_at: u64,
     ends_at: u64,
     sold_out: bool,
+    /// A sale released in batches: when the next batch goes on sale. A sold-out known while one is
+    /// to come holds only until then (the page switches to `on_sale` from its own clock).
+    next_batch_at: Option<u64>,
     /// An `ended` answer: the server says so even if our window says otherwise.
     ended: bool,
 }
@@ -236,6 +239,7 @@ impl Page {
                         starts_at: s.starts_at,
                         ends_at: s.ends_at,
                         sold_out: s.state == SaleState::SoldOut,
+                        next_batch_at: s.next_batch_at,
                         ended: s.state == SaleState::Ended,
                     });
                     self.load = Load::Loaded;
@@ -287,7 +291,11 @@ impl Page {
             // Just after the start as well, to confirm the state the local clock switched to.
             SaleState::Upcoming => Some(UPCOMING_REFRESH_MS.min(info.starts_at.saturating_sub(server_now) + 1_500)),
             SaleState::OnSale => Some(ON_SALE_REFRESH_MS),
-            SaleState::SoldOut => Some(SOLD_OUT_REFRESH_MS),
+            // Until the next batch, if one is to come: just after its start, to confirm it.
+            SaleState::SoldOut => Some(match info.next_batch_at {
+                Some(at) => SOLD_OUT_REFRESH_MS.min(at.saturating_sub(server_now) + 1_500),
+                None => SOLD_OUT_REFRESH_MS,
+            }),
             SaleState::Ended => None,
         }
     }
@@ -301,7 +309,14 @@ impl Page {
         if info.ended {
             return Some(SaleState::Ended);
         }
-        Some(state_at(self.clock.server_now(now_ms), info.starts_at, info.ends_at, info.sold_out))
+        let server_now = self.clock.server_now(now_ms);
+        Some(state_at(server_now, info.starts_at, info.ends_at, sold_out_now(info.sold_out, info.next_batch_at, server_now)))
+    }
+
+    /// When the next batch of a sale released in batches goes on sale (server clock), if one is
+    /// still to come at local `now_ms`.
+    fn next_batch_at(&self, now_ms: u64) -> Option<u64> {
+        self.info?.next_batch_at.filter(|at| *at > self.clock.server_now(now_ms))
     }
 
     // -----------------------------------------------------------------------------------------
@@ -458,7 +473,8 @@ impl Page {
                 if let Some(i) = self.info.as_mut() {
                     i.sold_out = true;
                 }
-                self.notice = Some(Notice::Plain(Msg::SoldOut));
+                let more_to_come = self.next_batch_at(now_ms).is_some();
+                self.notice = Some(Notice::Plain(if more_to_come { Msg::StateBatchSoldOut } else { Msg::SoldOut }));
                 Vec::new()
             }
             Outcome::NotStarted => {
@@ -682,12 +698,14 @@ impl Page {
             (_, _, None) => ("unknown", Msg::StateLoading),
             (_, _, Some(SaleState::Upcoming)) => ("upcoming", Msg::StateUpcoming),
             (_, _, Some(SaleState::OnSale)) => ("on_sale", Msg::StateOnSale),
+            (_, _, Some(SaleState::SoldOut)) if self.next_batch_at(now_ms).is_some() => ("sold_out", Msg::StateBatchSoldOut),
             (_, _, Some(SaleState::SoldOut)) => ("sold_out", Msg::StateSoldOut),
             (_, _, Some(SaleState::Ended)) => ("ended", Msg::StateEnded),
         };
-        let countdown = match (state, self.info) {
-            (Some(SaleState::Upcoming), Some(i)) => i18n::starts_in(i.starts_at.saturating_sub(server_now), lang),
-            (Some(SaleState::OnSale), Some(i)) => i18n::ends_in(i.ends_at.saturating_sub(server_now), lang),
+        let countdown = match (state, self.info, self.next_batch_at(now_ms)) {
+            (Some(SaleState::Upcoming), Some(i), _) => i18n::starts_in(i.starts_at.saturating_sub(server_now), lang),
+            (Some(SaleState::SoldOut), Some(_), Some(at)) => i18n::next_batch_in(at.saturating_sub(server_now), lang),
+            (Some(SaleState::OnSale), Some(i), _) => i18n::ends_in(i.ends_at.saturating_sub(server_now), lang),
             _ => String::new(),
         };
         let (button, button_enabled) = self.button(now_ms, state);

@@ -510,6 +510,26 @@ fn the_admission_budget_sends_the_origin_no_more_buys_than_units_left() {
     assert!(rig.envoy_stat("wasmcustom.seckill_edge_at_capacity").unwrap_or(0) >= held);
 }
 
+/// `n` buys of `sku` at once, one thread and one connection each, for uids `<prefix>0..n`: each
+/// answer with the Unix ms it arrived at.
+fn clicks_at_once(rig: &EdgeRig, sku: &str, prefix: &str, n: usize) -> Vec<(Resp, u64)> {
+    let edge = rig.edge();
+    let path = format!("/api/sales/{sku}/orders");
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n)
+            .map(|i| {
+                let path = path.as_str();
+                s.spawn(move || {
+                    let t = ticket(&format!("{prefix}{i}"));
+                    let r = http(edge, "POST", path, &[("authorization", &t)], "").expect("edge answers");
+                    (r, seckill_tests::now_ms())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("thread")).collect()
+    })
+}
+
 /// The start lottery through real Envoy: first clicks in the sale's first moments wait at the
 /// edge (the request is paused) and are passed on at their drawn turn, within the admission
 /// budget, so every one of them gets the origin's (or the sold-out flag's) final answer, none a
@@ -526,21 +546,9 @@ fn start_lottery_holds_first_clicks_at_the_edge_and_serves_them_at_their_turn() 
     rig.create_sale("draw", &SaleSpec { starts_at, ..SaleSpec::open(3) });
     rig.wait_edge_knows("draw");
     std::thread::sleep(Duration::from_millis(starts_at.saturating_sub(seckill_tests::now_ms()).saturating_sub(200)));
-    let edge = rig.edge();
     // The clicks arrive in the last 200 ms before the start (the start grace) and the first
     // 20 ms: all of them are held.
-    let firsts: Vec<(Resp, u64)> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..200)
-            .map(|i| {
-                s.spawn(move || {
-                    let t = ticket(&format!("draw{i}"));
-                    let r = http(edge, "POST", "/api/sales/draw/orders", &[("authorization", &t)], "").expect("edge answers");
-                    (r, seckill_tests::now_ms())
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().expect("thread")).collect()
-    });
+    let firsts = clicks_at_once(&rig, "draw", "draw", 200);
     let log = rig.envoy_log();
     assert!(!log.contains("panicked") && !log.contains("Maximum call stack") && !log.contains("failed: Uncaught"), "the VM failed:\n{log}");
     let won = firsts.iter().filter(|(r, _)| r.outcome() == "won").count();
@@ -620,4 +628,52 @@ fn a_sale_with_a_challenge_lets_only_solved_buys_through() {
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(r.body.contains("challenge_bits must be 0..=30"), "{}", r.body);
     assert_eq!(rig.admin("GET", "/admin/sales/pow", None).json()["challenge_bits"].as_u64(), Some(14));
+}
+
+/// A sale released in batches through real Envoy (the stack's lottery, 1 s): batch 1 sells its
+/// units and no more; between the batches the edge answers `sold_out` itself (nothing reaches the
+/// origin) and its public status names the next batch; batch 2 opens at its time from the edge's
+/// own clock (no write anywhere at that moment), its first clicks held by the start lottery as at
+/// a sale's start, and sells exactly its units.
+#[test]
+fn a_sale_in_batches_sells_each_batch_from_its_time_only() {
+    let rig = rig("batches", &[("start_lottery_ms", "1000")]);
+    let now = seckill_tests::now_ms();
+    let (start, batch2) = (now - 1_500, now + 6_000);
+    let sale = serde_json::json!({"stock": 5, "starts_at": start, "ends_at": now + 3_600_000,
+        "batches": [{"at": start, "stock": 3}, {"at": batch2, "stock": 2}]});
+    let r = rig.admin("PUT", "/admin/sales/batched", Some(sale));
+    assert_eq!(r.status, 200, "{}", r.body);
+    rig.wait_edge_knows("batched");
+    // Batch 1: 3 units for 10 uids, one after another with a flags refresh between them (the
+    // admission budget counts a win against the units left until the next feed shows it).
+    let first: Vec<Resp> = (0..10)
+        .map(|i| {
+            let r = rig.buy(&format!("a{i}"), "batched");
+            std::thread::sleep(Duration::from_millis(150));
+            r
+        })
+        .collect();
+    assert_eq!(first.iter().filter(|r| r.outcome() == "won").count(), 3, "{first:?}");
+    assert!(first.iter().all(|r| matches!(r.outcome().as_str(), "won" | "sold_out")), "{first:?}");
+    // Between the batches: the edge answers, and names the next batch.
+    let origin_before = rig.origin_buys();
+    for i in 0..20 {
+        expect(&rig.buy(&format!("c{i}"), "batched"), 410, "sold_out", "edge");
+    }
+    assert_eq!(rig.origin_buys(), origin_before, "nothing reached the origin between the batches");
+    let st = rig.status("batched");
+    assert_eq!((st.by(), st.json()["state"].as_str(), st.json()["next_batch_at"].as_u64()), ("edge", Some("sold_out"), Some(batch2)), "{st:?}");
+    // Batch 2: clicks at its start are held by the lottery, then 2 of them win.
+    std::thread::sleep(Duration::from_millis(batch2.saturating_sub(seckill_tests::now_ms()) + 20));
+    let st = rig.status("batched");
+    assert_eq!((st.by(), st.json()["state"].as_str(), st.json().get("next_batch_at")), ("edge", Some("on_sale"), None), "{st:?}");
+    let second = clicks_at_once(&rig, "batched", "b", 8);
+    assert_eq!(second.iter().filter(|(r, _)| r.outcome() == "won").count(), 2, "{second:?}");
+    for (r, at) in &second {
+        assert!(matches!(r.outcome().as_str(), "won" | "sold_out"), "{r:?}");
+        assert!(*at >= batch2 + 1_000, "answered {} ms after batch 2's start, inside its lottery", at - batch2);
+    }
+    let f = rig.admin("GET", "/admin/sales/batched", None).json();
+    assert_eq!((f["sold"].as_u64(), f["released"].as_u64(), f["state"].as_str()), (Some(5), Some(5), Some("sold_out")), "{f}");
 }

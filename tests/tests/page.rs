@@ -598,6 +598,16 @@ async fn sale_page_in_chromium() {
     c.close().await.expect("close the browser");
 }
 
+/// Chromium on the page of `sku`, signed in as `uid` (the driver must outlive the client).
+async fn signed_in_on(stack: &Stack, sku: &str, uid: &str) -> (Driver, Client) {
+    let driver = Driver::start(&stack.dir.join("chromedriver.log"));
+    let c = driver.browser(&stack.dir.join("chromium-profile")).await;
+    load(&c, &stack.edge(&format!("/?sku={sku}"))).await;
+    let field = c.find(Locator::Id("uid")).await.expect("uid field");
+    field.send_keys(&format!("{uid}{}", Key::Enter)).await.expect("type the uid");
+    (driver, c)
+}
+
 /// The demo's challenge difficulty (`tests/sim/scenarios/default.toml`), in bits.
 const DEMO_CHALLENGE_BITS: u32 = 12;
 
@@ -614,11 +624,7 @@ async fn the_page_solves_the_sales_challenge_in_chromium() {
         .await;
     assert_eq!(a.status, 200, "{}", a.text());
     stack.sale("tv-1", 1, now - 1_000, now + 3_600_000).await; // waits for the feed (earbuds-1 is older)
-    let driver = Driver::start(&stack.dir.join("chromedriver.log"));
-    let c = driver.browser(&stack.dir.join("chromium-profile")).await;
-    load(&c, &stack.edge("/?sku=earbuds-1")).await;
-    let uid = c.find(Locator::Id("uid")).await.expect("uid field");
-    uid.send_keys(&format!("carol{}", Key::Enter)).await.expect("type the uid");
+    let (_driver, c) = signed_in_on(&stack, "earbuds-1", "carol").await;
     wait_until(&c, "the button to turn on", "return !document.getElementById('buy').disabled", Duration::from_secs(10)).await;
     let buys_before = stack.origin_count("buy").await;
     let clicked = Instant::now();
@@ -644,4 +650,31 @@ async fn the_page_solves_the_sales_challenge_in_chromium() {
     let mut ms: Vec<f64> = times.as_array().expect("solve times").iter().filter_map(Value::as_f64).collect();
     ms.sort_by(f64::total_cmp);
     println!("page: solving an 18-bit challenge in Chromium (Wasm): median {:.0} ms, max {:.0} ms over {}", ms[ms.len() / 2], ms[ms.len() - 1], ms.len());
+}
+
+/// A sale released in batches, in Chromium: between the batches the page says this batch is sold
+/// out and counts down to the next one with the button off; at the next batch's start the button
+/// turns on from the page's own clock, and a click wins a unit of the new batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_counts_down_to_the_next_batch_in_chromium() {
+    let stack = Stack::start("page-batches").await;
+    let now = now_ms();
+    let (start, batch2) = (now - 1_000, now + 9_000);
+    let sale = json!({"stock": 2, "starts_at": start, "ends_at": now + 3_600_000, "batches": [{"at": start, "stock": 1}, {"at": batch2, "stock": 1}]});
+    let a = stack.admin(Method::PUT, "/admin/sales/tv-1", Some(sale)).await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    stack.sale("earbuds-1", 1, now - 1_000, now + 3_600_000).await; // waits for the feed (tv-1 is older)
+    assert_eq!(stack.buy_as("early-bird", "tv-1").await.json_value()["outcome"].as_str(), Some("won"), "batch 1's one unit");
+    let (_driver, c) = signed_in_on(&stack, "tv-1", "dave").await;
+    wait_until(&c, "the batch's sold-out state", "return document.getElementById('state').textContent.includes('This batch is sold out')", Duration::from_secs(10)).await;
+    let countdown = text(&c, "countdown").await;
+    assert!(countdown.starts_with("Next batch in 00:0"), "{countdown}");
+    assert!(disabled(&c, "buy").await, "the button is off between the batches");
+    screenshot(&c, "batch-countdown").await;
+    assert!(now_ms() + 500 < batch2, "the test reached the countdown too late to check it");
+    wait_until(&c, "the button to turn on at the next batch", "return !document.getElementById('buy').disabled", Duration::from_secs(15)).await;
+    assert!(now_ms() >= batch2, "turned on {} ms before the next batch", batch2 - now_ms());
+    c.find(Locator::Id("buy")).await.expect("buy button").click().await.expect("click");
+    wait_until(&c, "the win", "return document.getElementById('result').textContent.includes('You got one')", Duration::from_secs(10)).await;
+    assert!(text(&c, "result").await.contains("tv-1."));
 }

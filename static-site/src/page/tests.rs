@@ -482,3 +482,26 @@ fn an_unreadable_challenge_is_a_problem_not_a_loop() {
     assert!(p.view(now + 30).problem.is_some());
     assert!(p.solve_some(10), "nothing to solve");
 }
+
+#[test]
+fn a_sold_out_batch_counts_down_to_the_next_one_and_reopens_on_the_servers_clock() {
+    let next = T + 60_000;
+    let mut p = signed_in();
+    let body = format!(r#"{{"sku":"phone-1","state":"sold_out","starts_at":{},"ends_at":{},"server_time":{T},"next_batch_at":{next}}}"#, T - 10_000, T + 3_600_000);
+    p.status_loaded(local(T), local(T), 200, &body);
+    let v = p.view(local(T + 1_000));
+    assert_eq!((v.state_kind, v.state.as_str()), ("sold_out", "This batch is sold out. More units go on sale soon."));
+    assert_eq!(v.countdown, "Next batch in 00:59");
+    assert!(!v.button_enabled);
+    assert_eq!(p.next_status_in(local(T + 1_000)), Some(30_000));
+    assert_eq!(p.next_status_in(local(T + 40_000)), Some(21_500), "just after the next batch's start, to confirm it");
+    // The next batch opens on the page's own clock, without waiting for a status.
+    let v = p.view(local(next));
+    assert_eq!((v.state_kind, v.countdown.as_str()), ("on_sale", "Ends in 59:00"));
+    assert!(v.button_enabled);
+    // Sold out again in the last batch: no next batch, plain sold out.
+    let last = format!(r#"{{"sku":"phone-1","state":"sold_out","starts_at":{},"ends_at":{},"server_time":{next}}}"#, T - 10_000, T + 3_600_000);
+    p.status_loaded(local(next), local(next), 200, &last);
+    let v = p.view(local(next + 1_000));
+    assert_eq!((v.state.as_str(), v.countdown.as_str()), ("Sold out", ""));
+}
