@@ -21,7 +21,7 @@
 //! - `oci [--module M] [--out DIR] [--pin]`: the filter as an OCI image layout (one
 //!   `tar+gzip` layer holding `plugin.wasm`, the form Istio and Envoy Gateway pull); prints its digest.
 //! - `demo [--keep]`: setup, build, up, then `seckill-sim` (a demo sale, a crowd with bots, the
-//!   funnel report).
+//!   funnel report; then a sale released in two batches, a funnel per batch).
 //!
 //! Deliberately light (std + clap + sha2 + serde_json + the std-only `seckill-stack`) so it builds in seconds.
 

@@ -312,8 +312,10 @@ pub fn down() -> Result<(), String> {
 
 /// `cargo xtask demo`: setup, build, up, then the flash-sale simulator (`seckill-sim run --create`
 /// with the default scenario, `tests/sim/scenarios/default.toml`): it creates the demo sale, plays
-/// the crowd through the edge, prints the funnel report and writes it to `target/sim/`. It stops
-/// the stack afterwards unless `--keep`, or unless the stack was already up when it began.
+/// the crowd through the edge, prints the funnel report and writes it to `target/sim/`; then a
+/// second sale released in two batches (`batches.toml`), one funnel per batch
+/// (`target/sim/batch-N/`). It stops the stack afterwards unless `--keep`, or unless the stack was
+/// already up when it began.
 pub fn demo(keep: bool, args: &UpArgs) -> Result<(), String> {
     crate::setup::setup()?;
     crate::build()?;
@@ -328,13 +330,16 @@ pub fn demo(keep: bool, args: &UpArgs) -> Result<(), String> {
     let every = |prefix: &str| state.iter().filter(|(k, _)| k.strip_prefix(prefix).is_some_and(|n| n.parse::<u32>().is_ok())).map(|(_, v)| v.clone()).collect::<Vec<_>>().join(",");
     let origin = Some(every("origin_")).filter(|s| !s.is_empty()).unwrap_or_else(|| addr("origin", args.origin_port));
     let envoy_admin = Some(every("envoy_admin_")).filter(|s| !s.is_empty()).unwrap_or_else(|| addr("envoy_admin", args.admin_port));
-    let scenario = paths::workspace().join("tests/sim/scenarios/default.toml");
-    let result = crate::run(
-        Command::new(paths::native_bin("seckill-sim"))
-            .args(["run", "--create", "--scenario"])
-            .arg(&scenario)
-            .args(["--edge", &edge, "--origin", &origin, "--envoy-admin", &envoy_admin]),
-    );
+    // The demo's sale, then a second one released in two batches (one funnel per batch).
+    let result = ["default", "batches"].iter().try_for_each(|name| {
+        let scenario = paths::workspace().join(format!("tests/sim/scenarios/{name}.toml"));
+        crate::run(
+            Command::new(paths::native_bin("seckill-sim"))
+                .args(["run", "--create", "--scenario"])
+                .arg(&scenario)
+                .args(["--edge", &edge, "--origin", &origin, "--envoy-admin", &envoy_admin]),
+        )
+    });
     println!("page={edge}/?sku=demo-phone");
     if was_up {
         eprintln!("xtask: the stack was already up before the demo; left running (`cargo xtask down` stops it)");

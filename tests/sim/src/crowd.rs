@@ -83,7 +83,13 @@ pub struct CrowdResult {
     pub stop: Stop,
     /// Per population: challenges solved and the solving time in all (the sale's challenge).
     pub solves: Vec<(u64, Duration)>,
+    /// Requests that waited over [`QUEUED_AFTER`] for one of the simulator's own connections
+    /// (`limits.max_in_flight`), and the longest wait.
+    pub queued: (u64, Duration),
 }
+
+/// A wait for a connection of the simulator's own longer than this is counted (see [`CrowdResult::queued`]).
+pub const QUEUED_AFTER: Duration = Duration::from_millis(20);
 
 /// One answer as a shopper reads it.
 #[derive(Debug, Clone)]
@@ -130,6 +136,8 @@ struct Ctx {
     proofs: Mutex<HashMap<(usize, u32), String>>,
     /// Per population: challenges solved and the CPU time it took (µs).
     solves: Vec<(AtomicU64, AtomicU64)>,
+    /// Requests held back by `in_flight` over [`QUEUED_AFTER`], and the longest wait (µs).
+    queued: (AtomicU64, AtomicU64),
 }
 
 fn now_ms() -> u64 {
@@ -220,7 +228,13 @@ impl Ctx {
         if self.past_deadline() {
             return None;
         }
+        let waiting = Instant::now();
         let _permit = self.in_flight.acquire().await.ok()?;
+        let waited = waiting.elapsed();
+        if waited > QUEUED_AFTER {
+            self.queued.0.fetch_add(1, Ordering::Relaxed);
+            self.queued.1.fetch_max(waited.as_micros() as u64, Ordering::Relaxed);
+        }
         if self.past_deadline() {
             return None;
         }
@@ -294,7 +308,8 @@ struct PageClock {
     start: Instant,
 }
 
-/// Load the page's status until it answers (the page shows the countdown from it).
+/// Load the page's status until it answers (the page shows the countdown from it: to the sale's
+/// start, or to the next batch of a sale released in batches).
 async fn open_page(ctx: &Ctx, pop: usize, n: u32) -> Option<PageClock> {
     loop {
         let r = ctx.request(&ctx.http, Kind::Status, pop, n, &[]).await?;
@@ -302,7 +317,8 @@ async fn open_page(ctx: &Ctx, pop: usize, n: u32) -> Option<PageClock> {
             // The page's offset: server time at the middle of the round trip.
             let local_mid = r.received_ms.saturating_sub(r.rtt.as_millis() as u64 / 2) as i64;
             let offset = s.server_time as i64 - local_mid;
-            let start_local = (s.starts_at as i64 - offset).max(0) as u64;
+            // Between the batches of a sale released in batches, the page counts down to the next.
+            let start_local = (s.next_batch_at.unwrap_or(s.starts_at) as i64 - offset).max(0) as u64;
             return Some(PageClock { start: ctx.at(start_local) });
         }
         if !ctx.sleep_until(Instant::now() + Duration::from_millis(500)).await {
@@ -556,6 +572,7 @@ pub async fn run(plan: CrowdPlan) -> Result<CrowdResult, CrowdError> {
         populations: s.populations.clone(),
         proofs: Mutex::new(HashMap::new()),
         solves: s.populations.iter().map(|_| (AtomicU64::new(0), AtomicU64::new(0))).collect(),
+        queued: (AtomicU64::new(0), AtomicU64::new(0)),
     });
     let start = ctx.at(plan.starts_at_ms);
     let bar = crate::progress::Progress::start(plan.progress, recorder.clone(), s.limits.max_requests, start);
@@ -592,5 +609,6 @@ pub async fn run(plan: CrowdPlan) -> Result<CrowdResult, CrowdError> {
         Stop::Finished
     };
     let solves = ctx.solves.iter().map(|(n, us)| (n.load(Ordering::Relaxed), Duration::from_micros(us.load(Ordering::Relaxed)))).collect();
-    Ok(CrowdResult { tally: recorder.snapshot(), started_epoch_ms: epoch0, start_offset: start.saturating_duration_since(t0), wall, stop, solves })
+    let queued = (ctx.queued.0.load(Ordering::Relaxed), Duration::from_micros(ctx.queued.1.load(Ordering::Relaxed)));
+    Ok(CrowdResult { tally: recorder.snapshot(), started_epoch_ms: epoch0, start_offset: start.saturating_duration_since(t0), wall, stop, solves, queued })
 }

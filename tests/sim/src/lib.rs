@@ -10,7 +10,8 @@
 //! - [`record`]: counts, HDR latency histograms and the timeline.
 //! - [`probe`]: Envoy's stats, the origin's metrics, the sale's admin figures.
 //! - [`report`]: the funnel report and its cross-checks; [`chart`]: its SVG; [`progress`]: the bar.
-//! - [`simulate`]: one whole run against a running stack (what `cargo xtask demo` does).
+//! - [`simulate`]: one whole run against a running stack (what `cargo xtask demo` does), one
+//!   crowd per batch for a sale released in batches.
 //! - [`harness`]: a stack of our own on free ports (tests, benchmark); [`e2e`]: the benchmark.
 
 pub mod chart;
@@ -27,4 +28,4 @@ pub mod simulate;
 pub use crowd::Mode;
 pub use report::Report;
 pub use scenario::Scenario;
-pub use simulate::{simulate, Addresses, Options, Secrets, SimError};
+pub use simulate::{simulate, simulate_batches, Addresses, Options, Secrets, SimError};

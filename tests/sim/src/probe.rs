@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use seckill_origin::client::{ClientError, HttpClient};
+use seckill_core::sale::Batch;
 use seckill_origin::store::SaleFigures;
 
 #[derive(Debug, thiserror::Error)]
@@ -248,11 +249,14 @@ impl Probe {
 
     /// Create (or reset) the sale: `stock` units from `starts_at` to `ends_at` (Unix ms);
     /// `challenge_bits` > 0: every buy from the start needs a solved challenge.
-    pub async fn create_sale(&self, stock: u64, starts_at: u64, ends_at: u64, challenge_bits: u32) -> Result<SaleFigures, ProbeError> {
+    pub async fn create_sale(&self, stock: u64, starts_at: u64, ends_at: u64, challenge_bits: u32, batches: &[Batch]) -> Result<SaleFigures, ProbeError> {
         let auth = self.auth();
         let mut body = serde_json::json!({"stock": stock, "starts_at": starts_at, "ends_at": ends_at, "per_user_limit": 1, "pay_within_s": 900});
         if challenge_bits > 0 {
             body["challenge_bits"] = challenge_bits.into();
+        }
+        if !batches.is_empty() {
+            body["batches"] = serde_json::to_value(batches).map_err(|e| ProbeError::Parse { what: "the batches".into(), reason: e.to_string() })?;
         }
         let a = self.http.put_json(&format!("{}/admin/sales/{}", self.origin(), self.sku), &[("authorization", &auth)], &body).await?;
         if a.status != 200 {

@@ -169,6 +169,11 @@ pub struct Report {
     pub timeline: Vec<Slice>,
     pub edge_delta: Option<EdgeStats>,
     pub origin_delta: OriginStats,
+    /// Requests the simulator itself held back over 20 ms for want of a connection of its own
+    /// (`limits.max_in_flight`), and the longest such wait: a real crowd has no shared budget, so
+    /// anything here skews who reaches the edge first (the report says so).
+    pub sim_queued: u64,
+    pub sim_queued_max_ms: f64,
 }
 
 fn ms(us: u64) -> f64 {
@@ -196,6 +201,8 @@ impl Report {
         let shopper_routes = ["buy", "status", "mine", "pay", "session"];
         let origin_counted: u64 = shopper_routes.iter().map(|r| origin.route(r)).sum();
         let orders = after.sale.sold.saturating_sub(before.sale.sold);
+        let released = if after.sale.batches.is_empty() { after.sale.stock_total } else { after.sale.released };
+        let unreleased = after.sale.stock_total.saturating_sub(released);
         let buyers = after.sale.buyers.saturating_sub(before.sale.buyers);
         let funnel = Funnel {
             requests,
@@ -210,10 +217,12 @@ impl Report {
             commits: origin.get("buy", "won"),
             orders,
             buyers,
-            stock_total: after.sale.stock_total,
-            stock_left: after.sale.stock_left,
-            oversold: after.sale.sold.saturating_sub(after.sale.stock_total),
-            unsold: after.sale.stock_left,
+            // A sale released in batches: the units out by the end of this run (later batches
+            // are neither sold nor unsold yet).
+            stock_total: released,
+            stock_left: after.sale.stock_left.saturating_sub(unreleased),
+            oversold: after.sale.sold.saturating_sub(released),
+            unsold: after.sale.stock_left.saturating_sub(unreleased),
             origin_per_unit_sold: ratio(origin_counted as f64, orders as f64),
         };
 
@@ -382,6 +391,8 @@ impl Report {
             targets: Vec::new(),
             timeline,
             edge_delta: edge,
+            sim_queued: crowd.queued.0,
+            sim_queued_max_ms: crowd.queued.1.as_secs_f64() * 1000.0,
             origin_delta: origin,
         };
         report.targets = report.compute_targets();
@@ -508,6 +519,12 @@ impl Report {
         if !per.is_empty() {
             v.push(format!("win share per uid against honest shoppers', per population: {}", per.join(", ")));
         }
+        if self.sim_queued > 0 {
+            v.push(format!(
+                "the simulator's own connection budget (limits.max_in_flight) held back {} requests, up to {:.0} ms: a real crowd has none, so raise it",
+                self.sim_queued, self.sim_queued_max_ms
+            ));
+        }
         let solved: Vec<String> = self.populations.iter().filter(|p| p.solves > 0).map(|p| format!("{} {} ({:.1} ms each)", p.name, p.solves, p.solve_ms.unwrap_or(0.0))).collect();
         if !solved.is_empty() {
             v.push(format!("challenges solved: {}", solved.join(", ")));
@@ -576,4 +593,33 @@ pub fn answers(t: &Tally) -> BTreeMap<(Kind, By, String), u64> {
         *m.entry((*k, *b, l.as_str().to_owned())).or_insert(0) += n;
     }
     m
+}
+
+/// The funnel of a sale released in batches, one row per batch's report (see
+/// [`crate::simulate::simulate_batches`]): what each batch's crowd sent, what the edges answered,
+/// the units out and sold by the end of the batch, and whether any was oversold.
+pub fn batches_summary(reports: &[Report]) -> String {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED);
+    t.set_header(["batch", "requests", "buys", "answered at the edges", "origin requests", "orders", "units out", "sold by its end", "oversold"].iter().map(Cell::new));
+    for (i, r) in reports.iter().enumerate() {
+        let f = &r.funnel;
+        let sold = f.stock_total.saturating_sub(f.stock_left);
+        t.add_row(
+            [
+                (i + 1).to_string(),
+                f.requests.to_string(),
+                f.buy_requests.to_string(),
+                format!("{:.2}%", f.edge_share * 100.0),
+                f.origin_counted.to_string(),
+                f.orders.to_string(),
+                f.stock_total.to_string(),
+                sold.to_string(),
+                f.oversold.to_string(),
+            ]
+            .iter()
+            .map(|c| Cell::new(c).set_alignment(CellAlignment::Right)),
+        );
+    }
+    format!("\nThe sale, batch by batch (each batch's units on sale from its start only)\n{t}")
 }

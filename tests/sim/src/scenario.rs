@@ -55,6 +55,28 @@ pub struct SaleSpec {
     /// and bot solves it natively when asked (the page does it in Wasm).
     #[serde(default)]
     pub challenge_bits: u32,
+    /// The stock released in batches (`[{ after_ms = 0, stock = 100 }, { after_ms = 20000, stock
+    /// = 100 }]`: the first at the start, adding up to `stock`); the crowd comes back for each
+    /// batch and the report has a funnel per batch. Absent: all of it at the start.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub batches: Vec<BatchSpec>,
+}
+
+/// One batch of a sale released in batches, relative to the sale's start.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct BatchSpec {
+    /// When it goes on sale, after the sale's start.
+    pub after_ms: u64,
+    pub stock: u64,
+}
+
+impl SaleSpec {
+    /// The batches as the sale's config takes them, for a sale starting at `starts_at` (empty
+    /// without batches).
+    pub fn batches_at(&self, starts_at: u64) -> Vec<seckill_core::sale::Batch> {
+        self.batches.iter().map(|b| seckill_core::sale::Batch { at: starts_at + b.after_ms, stock: b.stock }).collect()
+    }
 }
 
 /// Bounds of a run: it stops by itself at whichever comes first.
@@ -200,6 +222,13 @@ impl Scenario {
         if self.sale.open_for_ms == 0 {
             return Err(invalid("sale.open_for_ms", "must be at least 1"));
         }
+        let (start, end) = (1_000_000, 1_000_000 + self.sale.open_for_ms);
+        seckill_core::sale::check_batches(&self.sale.batches_at(start), start, end, self.sale.stock).map_err(|e| invalid("sale.batches", e.to_string()))?;
+        // Each batch's crowd runs until the next one's gathers: at least 5 s of sale per batch.
+        let gather = self.populations.iter().map(|p| p.arrive_before_start_ms).max().unwrap_or(0) + 1_500;
+        if self.sale.batches.windows(2).any(|w| w[1].after_ms - w[0].after_ms < gather + 5_000) {
+            return Err(invalid("sale.batches", format!("batches must be at least {} ms apart (the crowd gathers {gather} ms before each batch)", gather + 5_000)));
+        }
         let l = &self.limits;
         if l.max_requests == 0 || l.max_requests > 10_000_000 {
             return Err(invalid("limits.max_requests", "must be 1..=10000000 (the machine is shared: keep runs bounded)"));
@@ -300,6 +329,22 @@ mod tests {
         assert!(s.validate().unwrap_err().to_string().contains("population[1].name"));
         let bad = DEFAULT_TOML.replace("max_requests", "max_requestz");
         assert!(Scenario::from_toml(&bad, "x").unwrap_err().to_string().contains("max_requestz"));
+    }
+
+    #[test]
+    fn the_two_batch_scenario_is_valid_and_bad_batches_name_the_field() {
+        let s = Scenario::from_toml(include_str!("../scenarios/batches.toml"), "batches.toml").expect("the shipped batches scenario");
+        assert_eq!(s.sale.batches.len(), 2);
+        assert_eq!(s.sale.batches_at(1_000)[1], seckill_core::sale::Batch { at: 21_000, stock: 100 });
+        let mut bad = s.clone();
+        bad.sale.batches[1].stock = 99;
+        assert!(bad.validate().unwrap_err().to_string().contains("`sale.batches`: batches: the stock of the batches adds up to 199, but stock says 200"));
+        let mut close = s.clone();
+        close.sale.batches[1].after_ms = 9_000;
+        assert!(close.validate().unwrap_err().to_string().contains("at least 11500 ms apart"), "{:?}", close.validate());
+        let mut late = s;
+        late.sale.batches[0].after_ms = 1;
+        assert!(late.validate().unwrap_err().to_string().contains("first batch must be at starts_at"));
     }
 
     #[test]

@@ -75,8 +75,21 @@ pub fn ensure_loopback(url: &str) -> Result<(), SimError> {
     Ok(())
 }
 
-/// Run the scenario against the stack and report.
+/// Run the scenario against the stack and report: one report for a sale released at once (a
+/// scenario with batches is an error here: see [`simulate_batches`]).
 pub async fn simulate(opts: Options) -> Result<Report, SimError> {
+    if !opts.scenario.sale.batches.is_empty() {
+        return Err(SimError::Setup("this scenario releases its stock in batches: run it with simulate_batches".into()));
+    }
+    let mut reports = simulate_batches(opts).await?;
+    reports.pop().ok_or_else(|| SimError::Setup("the run made no report".into()))
+}
+
+/// Run the scenario against the stack, the crowd once per batch of the sale (once for a sale
+/// without batches), and report each run: one funnel per batch. The same uids come back for every
+/// batch (a winner is told `already_won`), each batch's crowd arriving before its start and cut
+/// at the next batch's start, so every report counts one batch.
+pub async fn simulate_batches(opts: Options) -> Result<Vec<Report>, SimError> {
     let s = &opts.scenario;
     let a = &opts.addresses;
     // `origin` and `envoy_admin` may list a fleet's, comma-separated: every one is checked.
@@ -93,7 +106,7 @@ pub async fn simulate(opts: Options) -> Result<Report, SimError> {
     };
     let starts_at = if opts.create_sale {
         let starts_at = seckill_stack::now_ms() + s.sale.starts_in_ms;
-        probe.create_sale(s.sale.stock, starts_at, starts_at + s.sale.open_for_ms, s.sale.challenge_bits).await?;
+        probe.create_sale(s.sale.stock, starts_at, starts_at + s.sale.open_for_ms, s.sale.challenge_bits, &s.sale.batches_at(starts_at)).await?;
         starts_at
     } else {
         probe.figures().await?.starts_at
@@ -101,25 +114,42 @@ pub async fn simulate(opts: Options) -> Result<Report, SimError> {
     if opts.mode == Mode::Edge && !probe.wait_edge_knows(&base_url, starts_at, Duration::from_secs(5)).await {
         return Err(SimError::Setup(format!("the edge at {base_url} does not answer the status of `{}` itself after 5 s: is its flags feed working?", s.sale.sku)));
     }
-    // The edge's counts of those status checks reach Envoy on its next tick: let them land
-    // before the baseline is taken.
+    let run_id = run_id();
+    let batch_starts: Vec<u64> = match s.sale.batches_at(starts_at) {
+        b if b.is_empty() => vec![starts_at],
+        b => b.iter().map(|b| b.at).collect(),
+    };
+    let mut reports = Vec::with_capacity(batch_starts.len());
+    for (i, at) in batch_starts.iter().enumerate() {
+        let next = batch_starts.get(i + 1).copied();
+        let target = Target { mode: opts.mode, base_url: base_url.clone(), ticket_secret: opts.secrets.ticket_secret.clone(), edge_key: opts.secrets.edge_key.clone() };
+        reports.push(crowd_run(&opts, &probe, target, &run_id, *at, next).await?);
+    }
+    Ok(reports)
+}
+
+/// One crowd against the sale open from `opens_at` (its start or a batch's), stopped before
+/// `until` (the next batch's start), between two snapshots of the stack.
+async fn crowd_run(opts: &Options, probe: &Probe, target: Target, run_id: &str, opens_at: u64, until: Option<u64>) -> Result<Report, SimError> {
+    let mut scenario = opts.scenario.clone();
+    if let Some(until) = until {
+        // This batch's crowd ends before the next batch's crowd gathers (each population arrives
+        // up to its `arrive_before_start_ms` before a start): each report counts one batch.
+        let lead = scenario.populations.iter().map(|p| p.arrive_before_start_ms).max().unwrap_or(0) + 1_500;
+        let left = until.saturating_sub(seckill_stack::now_ms()).saturating_sub(lead).max(1);
+        scenario.limits.max_duration_ms = scenario.limits.max_duration_ms.min(left);
+    }
+    // The edge's counts of the status checks before (and the last batch's answers) reach Envoy
+    // on its next tick: let them land before the baseline is taken.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = probe.snapshot().await?;
-    let run_id = run_id();
-    tracing::info!(run_id, sku = %s.sale.sku, mode = ?opts.mode, "crowd starting");
-    let crowd = crowd::run(CrowdPlan {
-        scenario: s.clone(),
-        target: Target { mode: opts.mode, base_url, ticket_secret: opts.secrets.ticket_secret.clone(), edge_key: opts.secrets.edge_key.clone() },
-        starts_at_ms: starts_at,
-        run_id: run_id.clone(),
-        progress: opts.progress,
-    })
-    .await?;
+    tracing::info!(run_id, sku = %scenario.sale.sku, mode = ?opts.mode, opens_at, "crowd starting");
+    let crowd = crowd::run(CrowdPlan { scenario: scenario.clone(), target, starts_at_ms: opens_at, run_id: run_id.to_owned(), progress: opts.progress }).await?;
     // Requests that timed out on our side may still be finishing in the stack, and the edge
     // filter hands its counts to Envoy on each worker's tick (every poll interval, 100 ms).
     tokio::time::sleep(Duration::from_millis(500)).await;
     let after = probe.snapshot().await?;
-    Ok(Report::build(s, opts.mode, &run_id, &crowd, &before, &after))
+    Ok(Report::build(&scenario, opts.mode, run_id, &crowd, &before, &after))
 }
 
 #[cfg(test)]

@@ -193,3 +193,40 @@ async fn crowd_straight_at_the_origin_agrees_with_origin_metrics_and_admin() {
     assert_eq!(f.oversold, 0);
     assert_eq!(f.unsold, 0);
 }
+
+/// A sale released in two batches (15 units at the start, 15 nine seconds later), the small crowd
+/// coming back for each: one report per batch, each agreeing with the stack, every unit sold
+/// within its own batch (Redis's order times against the batch's start), none oversold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sale_in_two_batches_is_accounted_batch_by_batch() {
+    use seckill_sim::scenario::BatchSpec;
+    let stack = start("sim-acct-batches", true).await;
+    let mut s = small();
+    s.sale.sku = "acct-batches".into();
+    s.sale.batches = vec![BatchSpec { after_ms: 0, stock: 15 }, BatchSpec { after_ms: 9_000, stock: 15 }];
+    s.validate().expect("a valid two-batch scenario");
+    let addresses = Addresses { edge: stack.edge_url(), origin: stack.origin_url(), envoy_admin: stack.envoy_admin_url() };
+    let opts = Options { scenario: s, mode: Mode::Edge, addresses, secrets: Secrets::default(), create_sale: true, progress: false };
+    let reports = seckill_sim::simulate_batches(opts).await.expect("simulation runs");
+    assert_eq!(reports.len(), 2, "one report per batch");
+    eprintln!("{}", seckill_sim::report::batches_summary(&reports));
+    for (i, r) in reports.iter().enumerate() {
+        print_checks(r);
+        assert!(r.consistent(), "batch {}: a cross-check failed", i + 1);
+        assert_eq!((r.funnel.errors, r.funnel.oversold), (0, 0), "batch {}", i + 1);
+        assert_eq!(r.funnel.orders, 15, "batch {}: its 15 units sold to its crowd", i + 1);
+        assert!(r.funnel.edge_share > 0.8, "batch {}: edge share {}", i + 1, r.funnel.edge_share);
+    }
+    assert_eq!((reports[0].funnel.stock_total, reports[0].funnel.unsold), (15, 0), "batch 1: 15 units out, all sold");
+    assert_eq!((reports[1].funnel.stock_total, reports[1].funnel.unsold), (30, 0), "batch 2: 30 out in all, all sold");
+    // Every order in Redis was made within its batch.
+    let mut c = redis::Client::open(stack.redis_url()).and_then(|c| c.get_connection()).expect("redis");
+    let raw: HashMap<String, String> = redis::cmd("HGETALL").arg("sk:{acct-batches}:orders").query(&mut c).expect("HGETALL");
+    let figures = Probe::new(None, &stack.origin_url(), seckill_core::demo::ADMIN_TOKEN, "acct-batches").figures().await.expect("figures");
+    let batch2 = figures.batches[1].at;
+    let created: Vec<u64> = raw.values().map(|r| r.split(' ').nth(2).and_then(|t| t.parse().ok()).expect("created ms")).collect();
+    assert_eq!(created.len(), 30);
+    assert_eq!(created.iter().filter(|t| **t < batch2).count(), 15, "batch 1's orders before batch 2's start");
+    let distinct: std::collections::HashSet<String> = raw.values().map(|r| r.split(' ').next().unwrap_or_default().to_owned()).collect();
+    assert_eq!(distinct.len(), 30, "one order per uid over both batches");
+}

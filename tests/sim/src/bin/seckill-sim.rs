@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use seckill_sim::harness::{OriginKind, Stack};
 use seckill_sim::scenario::Scenario;
-use seckill_sim::{e2e, simulate, Addresses, Mode, Options, Secrets};
+use seckill_sim::{e2e, simulate_batches, Addresses, Mode, Options, Secrets};
 
 #[derive(Parser)]
 #[command(name = "seckill-sim", about = "The flash-sale simulator: a crowd with bots against the stack, and the funnel report")]
@@ -156,17 +156,30 @@ async fn main_inner(cli: Cli) -> anyhow::Result<bool> {
             } else {
                 (None, Addresses { edge: Some(edge), origin, envoy_admin: Some(envoy_admin) }, Secrets { ticket_secret, admin_token, edge_key })
             };
-            let report = simulate(Options { scenario: s, mode, addresses, secrets, create_sale: create || own_stack, progress: !no_progress }).await;
+            let reports = simulate_batches(Options { scenario: s, mode, addresses, secrets, create_sale: create || own_stack, progress: !no_progress }).await;
             if let Some(stack) = stack {
                 tokio::task::spawn_blocking(move || drop(stack)).await?;
             }
-            let report = report?;
-            println!("{}", report.to_terminal());
+            let reports = reports?;
             let dir = out.unwrap_or_else(|| seckill_stack::paths::target_dir().join("sim"));
-            for p in report.write(&dir)? {
-                println!("written: {}", p.display());
+            let mut ok = true;
+            for (i, report) in reports.iter().enumerate() {
+                // A sale released in batches: one funnel per batch, each in its own folder.
+                let dir = if reports.len() > 1 {
+                    println!("\n════ batch {} of {} ════", i + 1, reports.len());
+                    dir.join(format!("batch-{}", i + 1))
+                } else {
+                    dir.clone()
+                };
+                println!("{}", report.to_terminal());
+                for p in report.write(&dir)? {
+                    println!("written: {}", p.display());
+                }
+                ok &= report.consistent() && report.funnel.oversold == 0 && (!strict || report.targets.iter().all(|t| t.met));
             }
-            let ok = report.consistent() && report.funnel.oversold == 0 && (!strict || report.targets.iter().all(|t| t.met));
+            if reports.len() > 1 {
+                println!("{}", seckill_sim::report::batches_summary(&reports));
+            }
             Ok(ok)
         }
         Cmd::E2e { scenario, out, in_process_origin, no_progress } => {
