@@ -626,21 +626,24 @@ impl Store {
             .zip(rows)
             .map(|(sku, values)| (sku, Fields { names: &RECORD_FIELDS, values }))
             .filter(|(_, f)| f.get("starts_at").is_some())
-            .map(|(sku, f)| SaleRecord {
-                flags: SaleFlags {
-                    sku: sku.clone(),
-                    starts_at: f.u64("starts_at"),
-                    ends_at: f.u64("ends_at"),
-                    sold_out: f.sold_out().0,
-                    sold_out_until: f.sold_out().1,
-                    per_user_limit: f.u64("per_user_limit") as u32,
-                    stock_left: f.get("stock_left").and_then(|v| v.parse::<i64>().ok()).map(|n| n.max(0) as u64),
-                    challenge_bits: f.get("challenge_bits").and_then(|v| v.parse::<u32>().ok()).filter(|b| *b > 0),
-                    batches: decode_batches(f.get("batches")),
-                },
-                // Flag changes bump `version`; every sale bumps `seq` (never reused), so the
-                // feed's version also moves when stock is taken and the edge re-reads stock_left.
-                version: f.u64("version") + f.u64("seq"),
+            .map(|(sku, f)| {
+                let (sold_out, sold_out_until) = f.sold_out();
+                SaleRecord {
+                    flags: SaleFlags {
+                        sku: sku.clone(),
+                        starts_at: f.u64("starts_at"),
+                        ends_at: f.u64("ends_at"),
+                        sold_out,
+                        sold_out_until,
+                        per_user_limit: f.u64("per_user_limit") as u32,
+                        stock_left: f.get("stock_left").and_then(|v| v.parse::<i64>().ok()).map(|n| n.max(0) as u64),
+                        challenge_bits: f.get("challenge_bits").and_then(|v| v.parse::<u32>().ok()).filter(|b| *b > 0),
+                        batches: decode_batches(f.get("batches")),
+                    },
+                    // Flag changes bump `version`; every sale bumps `seq` (never reused), so the
+                    // feed's version also moves when stock is taken and the edge re-reads stock_left.
+                    version: f.u64("version") + f.u64("seq"),
+                }
             })
             .collect())
     }

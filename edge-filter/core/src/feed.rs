@@ -24,13 +24,8 @@ pub struct FlagsFeed {
 }
 
 impl FlagsFeed {
-    /// This edge's share of a sale's `stock_left` (rounded up, so the fleet never under-admits
-    /// the last units).
-    pub fn edge_share(&self, stock_left: u64) -> u64 {
-        Self::share_of(self.edges, stock_left)
-    }
-
-    /// One edge's share of `stock_left` among `edges` (absent: one edge).
+    /// One edge's share of a sale's `stock_left` among `edges` (absent: one edge), rounded up so
+    /// the fleet never under-admits the last units.
     pub fn share_of(edges: Option<u64>, stock_left: u64) -> u64 {
         stock_left.div_ceil(edges.unwrap_or(1).max(1))
     }
@@ -111,11 +106,11 @@ mod tests {
     #[test]
     fn each_edge_of_a_fleet_takes_its_share_rounded_up() {
         let mut f: FlagsFeed = serde_json::from_str(r#"{"version":1,"server_time":2,"sales":[]}"#).unwrap();
-        assert_eq!((f.edges, f.edge_share(10)), (None, 10), "an older origin's feed: one edge");
+        assert_eq!((f.edges, FlagsFeed::share_of(f.edges, 10)), (None, 10), "an older origin's feed: one edge");
         f.edges = Some(3);
-        assert_eq!((f.edge_share(10), f.edge_share(9), f.edge_share(1), f.edge_share(0)), (4, 3, 1, 0));
+        assert_eq!((FlagsFeed::share_of(f.edges, 10), FlagsFeed::share_of(f.edges, 9), FlagsFeed::share_of(f.edges, 1), FlagsFeed::share_of(f.edges, 0)), (4, 3, 1, 0));
         f.edges = Some(0);
-        assert_eq!(f.edge_share(5), 5);
+        assert_eq!(FlagsFeed::share_of(f.edges, 5), 5);
         assert!(!serde_json::to_string(&FlagsFeed { edges: None, ..f.clone() }).unwrap().contains("edges"));
     }
 

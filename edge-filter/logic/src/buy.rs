@@ -44,6 +44,9 @@ struct Buy<'a> {
     hold_until: Option<u64>,
     /// The feed version the budget was counted against.
     feed_version: u64,
+    /// The start of the batch open now, for a sale released in batches (0 otherwise): windows
+    /// opened before it do not count, and a `sold_out` answer is learned for it.
+    batch_opened_at: u64,
     /// A held buy at its turn, before its give-up: over the budget it is held again (nothing
     /// recorded), not refused.
     waits_on_capacity: bool,
@@ -67,6 +70,7 @@ impl Edge {
             dedup: known.as_ref().is_some_and(|f| f.per_user_limit == 1) && self.cfg.winner_ttl_ms > 0,
             hold_until: self.lottery_turn(known.as_ref(), slot, now),
             feed_version: self.flags.try_borrow().ok().and_then(|f| f.version()).unwrap_or(0),
+            batch_opened_at: known.as_ref().filter(|f| !f.batches.is_empty()).map_or(0, |f| f.opened_at(now)),
             waits_on_capacity: turn.is_some_and(|h| now < h.give_up_ms),
             sku,
             uid,
@@ -129,8 +133,7 @@ impl Edge {
         if buy.dedup && e.is_winner() && buy.now.saturating_sub(e.last_pass_ms) < self.cfg.winner_ttl_ms {
             return Some(Verdict::Dedup(e.seq));
         }
-        let batch_opened_at = buy.known.as_ref().filter(|f| !f.batches.is_empty()).map_or(0, |f| f.opened_at(buy.now));
-        if e.last_pass_ms < batch_opened_at {
+        if e.last_pass_ms < buy.batch_opened_at {
             return None;
         }
         match decide(Some(e.last_pass_ms), buy.now, self.cfg.window_ms) {
@@ -270,7 +273,7 @@ impl Edge {
             uid: buy.uid.clone(),
             passed_at_ms: buy.now,
             starts_at: buy.known.as_ref().map(|f| f.starts_at),
-            batch_opened_at: buy.known.as_ref().filter(|f| !f.batches.is_empty()).map_or(0, |f| f.opened_at(buy.now)),
+            batch_opened_at: buy.batch_opened_at,
         };
         Decision::Forward(self.forward_as(&buy.uid, Some(learn)))
     }

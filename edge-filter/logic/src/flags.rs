@@ -150,7 +150,7 @@ pub enum Lookup {
 struct Parsed {
     version: u64,
     sales: HashMap<String, SaleFlags>,
-    /// The fleet's edge count (see [`FlagsFeed::edge_share`]).
+    /// The fleet's edge count (see [`FlagsFeed::share_of`]).
     edges: Option<u64>,
 }
 

@@ -71,6 +71,15 @@ pub struct BatchSpec {
     pub stock: u64,
 }
 
+impl Scenario {
+    /// How long before a start (the sale's or a batch's) the crowd gathers: the earliest
+    /// population's arrival, and 1.5 s for the page loads. A batch's crowd is cut this long before
+    /// the next batch, so each report counts one batch.
+    pub fn gather_ms(&self) -> u64 {
+        self.populations.iter().map(|p| p.arrive_before_start_ms).max().unwrap_or(0) + 1_500
+    }
+}
+
 impl SaleSpec {
     /// The batches as the sale's config takes them, for a sale starting at `starts_at` (empty
     /// without batches).
@@ -225,7 +234,7 @@ impl Scenario {
         let (start, end) = (1_000_000, 1_000_000 + self.sale.open_for_ms);
         seckill_core::sale::check_batches(&self.sale.batches_at(start), start, end, self.sale.stock).map_err(|e| invalid("sale.batches", e.to_string()))?;
         // Each batch's crowd runs until the next one's gathers: at least 5 s of sale per batch.
-        let gather = self.populations.iter().map(|p| p.arrive_before_start_ms).max().unwrap_or(0) + 1_500;
+        let gather = self.gather_ms();
         if self.sale.batches.windows(2).any(|w| w[1].after_ms - w[0].after_ms < gather + 5_000) {
             return Err(invalid("sale.batches", format!("batches must be at least {} ms apart (the crowd gathers {gather} ms before each batch)", gather + 5_000)));
         }

@@ -135,8 +135,7 @@ async fn crowd_run(opts: &Options, probe: &Probe, target: Target, run_id: &str, 
     if let Some(until) = until {
         // This batch's crowd ends before the next batch's crowd gathers (each population arrives
         // up to its `arrive_before_start_ms` before a start): each report counts one batch.
-        let lead = scenario.populations.iter().map(|p| p.arrive_before_start_ms).max().unwrap_or(0) + 1_500;
-        let left = until.saturating_sub(seckill_stack::now_ms()).saturating_sub(lead).max(1);
+        let left = until.saturating_sub(seckill_stack::now_ms()).saturating_sub(scenario.gather_ms()).max(1);
         scenario.limits.max_duration_ms = scenario.limits.max_duration_ms.min(left);
     }
     // The edge's counts of the status checks before (and the last batch's answers) reach Envoy
