@@ -7,10 +7,10 @@
 //! `x-seckill-*` header ever did) and that can be shut (the origin becomes unreachable for Envoy,
 //! buys and the flags feed alike: connections refused) and opened again on the same port.
 //!
-//! Tests talk to the edge with [`http`], a blocking HTTP/1.1 client that opens a fresh connection
-//! per request (`Connection: close`), so a handful of requests land on both Envoy workers.
+//! Tests talk to the edge with [`http`], the harness's blocking HTTP/1.1 client
+//! (`seckill_stack::net::Client`) opening a fresh connection per request (`connection: close`),
+//! so a handful of requests land on both Envoy workers.
 
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use seckill_core::demo;
 use seckill_origin::Settings;
 use seckill_stack::envoy_proc::{dev_filter_config, EdgeSettings, EnvoyProc};
-use seckill_stack::net::http_get;
+use seckill_stack::net::{http_get, Answer, Client};
 use seckill_stack::paths;
 use seckill_stack::redis_proc::RedisProc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -45,99 +45,39 @@ pub enum RigError {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A blocking HTTP/1.1 client, one connection per request.
+// The blocking HTTP/1.1 client, one connection per request: `seckill_stack::net::Client`.
 
-/// An answer as the client saw it.
-#[derive(Debug, Clone)]
-pub struct Resp {
-    pub status: u16,
-    /// Header names lower-cased, in order.
-    pub headers: Vec<(String, String)>,
-    pub body: String,
+/// An answer as the client saw it (header names lower-cased, in order; body de-chunked).
+pub type Resp = Answer;
+
+/// What the tests read from an answer beyond its status, headers and body.
+pub trait RespExt {
+    fn json(&self) -> serde_json::Value;
+    /// `outcome` of a JSON body ("" when none).
+    fn outcome(&self) -> String;
+    /// `x-seckill-by` ("" when none).
+    fn by(&self) -> &str;
 }
 
-impl Resp {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-    }
-
-    pub fn json(&self) -> serde_json::Value {
+impl RespExt for Resp {
+    fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
     }
 
-    /// `outcome` of a JSON body ("" when none).
-    pub fn outcome(&self) -> String {
+    fn outcome(&self) -> String {
         self.json()["outcome"].as_str().unwrap_or("").to_owned()
     }
 
-    /// `x-seckill-by` ("" when none).
-    pub fn by(&self) -> &str {
+    fn by(&self) -> &str {
         self.header("x-seckill-by").unwrap_or("")
     }
 }
 
-/// One request on a fresh connection. `Err` when the connection could not be made or the answer
-/// was unreadable. The answer is read by its length (`content-length` or chunked), not to EOF:
-/// Envoy holds a `connection: close` connection open for a while after answering (its delayed close).
+/// One request on a fresh connection (`connection: close`, [`Client::new`]). `Err` when the
+/// connection could not be made or the answer was unreadable.
 pub fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> std::io::Result<Resp> {
-    let timeout = Duration::from_secs(10);
-    let mut s = TcpStream::connect_timeout(&addr, timeout)?;
-    s.set_read_timeout(Some(timeout))?;
-    let _ = s.set_nodelay(true);
-    let mut req = format!("{method} {path} HTTP/1.1\r\nhost: edge\r\nconnection: close\r\ncontent-length: {}\r\n", body.len());
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    s.write_all(req.as_bytes())?;
-    let mut raw = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let bad = |raw: &[u8]| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("unparsable answer: {:?}", String::from_utf8_lossy(raw)));
-    let mut read_more = |raw: &mut Vec<u8>| -> std::io::Result<bool> {
-        let n = s.read(&mut chunk)?;
-        raw.extend_from_slice(&chunk[..n]);
-        Ok(n > 0)
-    };
-    let head_end = loop {
-        if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i;
-        }
-        if !read_more(&mut raw)? {
-            return Err(bad(&raw));
-        }
-    };
-    let head = String::from_utf8_lossy(&raw[..head_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).ok_or_else(|| bad(&raw))?;
-    let headers: Vec<(String, String)> = lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned())).collect();
-    let chunked = headers.iter().any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
-    let length: Option<usize> = headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse().ok());
-    let body_at = head_end + 4;
-    let body = if chunked {
-        while !raw[body_at..].windows(5).any(|w| w == b"0\r\n\r\n") {
-            if !read_more(&mut raw)? {
-                break;
-            }
-        }
-        seckill_stack::net::dechunk(&String::from_utf8_lossy(&raw[body_at..]))
-    } else {
-        match length {
-            Some(len) => {
-                while raw.len() < body_at + len {
-                    if !read_more(&mut raw)? {
-                        return Err(bad(&raw));
-                    }
-                }
-                String::from_utf8_lossy(&raw[body_at..body_at + len]).into_owned()
-            }
-            None => {
-                while read_more(&mut raw)? {}
-                String::from_utf8_lossy(&raw[body_at..]).into_owned()
-            }
-        }
-    };
-    Ok(Resp { status, headers, body })
+    static CLIENT: OnceLock<Client> = OnceLock::new();
+    CLIENT.get_or_init(|| Client::new(Duration::from_secs(10))).request(addr, method, path, headers, body)
 }
 
 /// `Authorization` value with a ticket for `uid` signed by the demo secret, valid for an hour.
@@ -464,8 +404,7 @@ impl EdgeRig {
 
     /// A stat from Envoy's admin `/stats` (exact name), e.g. `wasmcustom.seckill_edge_feed_errors`.
     pub fn envoy_stat(&self, name: &str) -> Option<u64> {
-        let (_, body) = http_get(self.envoy.admin, &format!("/stats?filter=^{}$", name.replace('.', "\\.")), &[], Duration::from_secs(5))?;
-        body.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(": ")?.trim().parse().ok())
+        self.envoy.stat(name)
     }
 
     /// Makes the origin unreachable: shuts the gate, then waits (at most 5 s) until Envoy has

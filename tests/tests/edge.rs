@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use seckill_core::demo;
 use seckill_tests::bench::envoy::{self as bench_envoy, slots_bound_bytes, BenchEnvoy, FeedServer};
-use seckill_tests::edge_rig::{envoy_bin, filter_wasm, http, ticket, ticket_with, EdgeRig, Resp, PAGE_MARKER};
+use seckill_tests::edge_rig::{envoy_bin, filter_wasm, http, ticket, ticket_with, EdgeRig, Resp, RespExt, PAGE_MARKER};
 use seckill_tests::rig::SaleSpec;
 
 fn rig(name: &str, extra: &[(&str, &str)]) -> EdgeRig {
@@ -355,12 +355,10 @@ fn page_loads_never_reach_the_origin() {
     }
 }
 
-fn validate(bin: &std::path::Path, yaml: &str, dir: &std::path::Path, name: &str) -> (bool, String) {
+fn validate(bin: &std::path::Path, yaml: &str, dir: &std::path::Path, name: &str) -> Result<(), String> {
     let path = dir.join(name);
     std::fs::write(&path, yaml).expect("write config");
-    let base_id = seckill_tests::net::free_port();
-    let out = std::process::Command::new(bin).args(["--mode", "validate", "--base-id"]).arg(base_id.to_string()).arg("-c").arg(&path).output().expect("run envoy --mode validate");
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    seckill_stack::envoy_proc::validate(bin, &path)
 }
 
 #[test]
@@ -378,18 +376,15 @@ fn envoy_validates_the_stack_config_and_refuses_a_bad_filter_config() {
         site_dir: dir.clone(),
     };
     let good = render(&settings(dev_filter_config(demo::TICKET_SECRET, demo::EDGE_KEY, &[]))).expect("render");
-    let (ok, out) = validate(&bin, &good, &dir, "good.yaml");
-    assert!(ok, "the stack config must validate:\n{out}");
+    validate(&bin, &good, &dir, "good.yaml").unwrap_or_else(|out| panic!("the stack config must validate:\n{out}"));
     for (field, value) in [("buckets", "\"many\""), ("window_ms", "7200000"), ("slots_per_bucket", "0"), ("edge_key", "\"\"")] {
         let bad = render(&settings(dev_filter_config(demo::TICKET_SECRET, demo::EDGE_KEY, &[(field, value)]))).expect("render");
-        let (ok, out) = validate(&bin, &bad, &dir, "bad.yaml");
-        assert!(!ok, "{field}={value} must be refused");
+        let Err(out) = validate(&bin, &bad, &dir, "bad.yaml") else { panic!("{field}={value} must be refused") };
         assert!(out.contains(&format!("field `{field}`")), "the refusal names `{field}`:\n{out}");
     }
     // The benchmark's config (every variant) is valid too.
     let bench = bench_envoy::render(&wasm, &dev_filter_config(demo::TICKET_SECRET, demo::EDGE_KEY, &[]), std::net::SocketAddr::from(([127, 0, 0, 1], 1))).expect("render bench");
-    let (ok, out) = validate(&bin, &bench.yaml, &dir, "bench.yaml");
-    assert!(ok, "envoy/bench.yaml.tmpl must validate:\n{out}");
+    validate(&bin, &bench.yaml, &dir, "bench.yaml").unwrap_or_else(|out| panic!("envoy/bench.yaml.tmpl must validate:\n{out}"));
 }
 
 /// The edge benchmark's yardstick: the reference filter (`edge-filter/reference`) loads in each of

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use seckill_stack::fleet::FleetSpec;
 use seckill_tests::crowd::{check_invariants, Crowd};
+use seckill_tests::edge_rig::RespExt;
 use seckill_tests::fleet_rig::{edge_decisions, FleetRig};
 
 const FLEET: FleetSpec = FleetSpec { edges: 3, front: true, origins: 2, cluster: true, concurrency: 2 };

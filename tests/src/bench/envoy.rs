@@ -10,6 +10,7 @@
 //! measured is the filter. Also: Envoy's memory as the OS (`VmRSS`) and tcmalloc (admin
 //! `/memory`) see it, and the filter's stated memory bound.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,10 +18,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use http_body_util::Full;
+use hyper_util::rt::TokioIo;
 use seckill_stack::envoy_proc::EnvoyProc;
 use seckill_stack::net::{free_port, http_get};
 use seckill_stack::paths;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::bench::load::request_bytes;
 
@@ -38,7 +40,7 @@ pub fn slots_bound_bytes(buckets: u64, slots_per_bucket: u64) -> u64 {
 }
 
 /// A flags feed on a free port: answers every request with one fixed feed (sku [`SKU`], on sale
-/// for an hour) and counts the polls. Runs on the caller's tokio runtime.
+/// for an hour) and counts the polls. Served by hyper on the caller's tokio runtime.
 pub struct FeedServer {
     pub addr: SocketAddr,
     pub polls: Arc<AtomicU64>,
@@ -50,33 +52,26 @@ impl FeedServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let now = crate::now_ms();
-        let feed = serde_json::json!({"version": 1, "server_time": now, "sales": [
-            {"sku": SKU, "starts_at": now - 60_000, "ends_at": now + 3_600_000, "sold_out": false, "per_user_limit": 1}
-        ]})
-        .to_string();
-        let response = Bytes::from(format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{feed}", feed.len()));
+        let feed = Bytes::from(
+            serde_json::json!({"version": 1, "server_time": now, "sales": [
+                {"sku": SKU, "starts_at": now - 60_000, "ends_at": now + 3_600_000, "sold_out": false, "per_user_limit": 1}
+            ]})
+            .to_string(),
+        );
         let polls = Arc::new(AtomicU64::new(0));
         let counter = polls.clone();
         let task = tokio::spawn(async move {
-            while let Ok((mut s, _)) = listener.accept().await {
-                let (response, counter) = (response.clone(), counter.clone());
+            while let Ok((stream, _)) = listener.accept().await {
+                let (feed, counter) = (feed.clone(), counter.clone());
+                // Every request is a poll (the filter's is a GET without a body): the feed.
+                let service = hyper::service::service_fn(move |_req: hyper::Request<hyper::body::Incoming>| {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    let mut r = hyper::Response::new(Full::new(feed.clone()));
+                    r.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
+                    async move { Ok::<_, Infallible>(r) }
+                });
                 tokio::spawn(async move {
-                    let mut buf = Vec::new();
-                    let mut chunk = [0u8; 2048];
-                    loop {
-                        // The filter's poll is a GET without a body: answer each complete head.
-                        while let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                            buf.drain(..i + 4);
-                            counter.fetch_add(1, Ordering::Relaxed);
-                            if s.write_all(&response).await.is_err() {
-                                return;
-                            }
-                        }
-                        match s.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                    }
+                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
                 });
             }
         });
@@ -213,8 +208,7 @@ impl BenchEnvoy {
 
     /// A counter or gauge from the admin's `/stats` (plain text `name: value`).
     pub fn stat(&self, name: &str) -> Option<u64> {
-        let (_, body) = http_get(self.admin, &format!("/stats?filter=^{}$", name.replace('.', "\\.")), &[], Duration::from_secs(5))?;
-        body.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(": ")?.trim().parse().ok())
+        self.envoy.stat(name)
     }
 }
 

@@ -1,10 +1,16 @@
 //! A fast HTTP/1.1 load loop: many keep-alive connections, each sending one request at a time,
 //! written straight on tokio sockets.
 //!
-//! Why not hyper's client: on a 2-core machine the load generator competes with Envoy for CPU,
-//! so the cheaper it is per request, the more of the machine the thing measured gets. Requests
-//! are ready-made bytes (built by the caller, e.g. with pre-minted tickets), responses are parsed
-//! only as far as the status line and `content-length` / `chunked`, and only statuses are counted.
+//! Why its own reader, when every other test reads answers with a client crate (hyper's, or ureq's
+//! in `seckill_stack::net::Client`): on a 2-core machine the load generator competes with Envoy for
+//! CPU, so the cheaper it is per request, the more of the machine the thing measured gets, and a
+//! benchmark must measure Envoy, not its client. Measured when the tests moved to client crates
+//! (issue 14): hyper's client cost 16–21 µs per request, this reader 11–16 µs; measured again as the
+//! client thread's CPU time per request (32 keep-alive connections to the bench Envoy's plain
+//! listener, 4 rounds of 3 s): hyper's `http1` client 12.3–12.9 µs, this reader 9.8–10.4 µs. So
+//! requests are ready-made bytes (built by the caller, e.g. with pre-minted tickets), responses are
+//! parsed only as far as the status line and `content-length` / `chunked` (`parse_head`), and only
+//! statuses are counted.
 //! Used by the memory-bound test (`tests/tests/edge.rs`) and `seckill-bench edge`.
 
 use std::collections::BTreeMap;

@@ -125,6 +125,20 @@ pub fn render_front(s: &FrontSettings) -> Result<String, String> {
     Ok(template.replace("{{FRONT_PORT}}", &s.front_port.to_string()).replace("{{ADMIN_PORT}}", &s.admin_port.to_string()))
 }
 
+/// `envoy --mode validate` on a config file: `Err` with Envoy's output when it refuses it.
+pub fn validate(bin: &Path, config: &Path) -> Result<(), String> {
+    let base_id = crate::net::free_port();
+    let out = Command::new(bin)
+        .args(["--mode", "validate", "--base-id"])
+        .arg(base_id.to_string())
+        .arg("-c")
+        .arg(config)
+        .output()
+        .map_err(|e| format!("cannot run Envoy {}: {e}", bin.display()))?;
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    if out.status.success() { Ok(()) } else { Err(text) }
+}
+
 pub struct EnvoyProc {
     pub edge: SocketAddr,
     pub admin: SocketAddr,
@@ -212,8 +226,14 @@ impl EnvoyProc {
         format!("http://{}", self.admin)
     }
 
-    /// A stat's value from the admin `/stats?format=json&filter=...` is left to callers; this reads
-    /// the Prometheus text.
+    /// A counter or gauge from the admin's `/stats` (exact name, plain text `name: value`), e.g.
+    /// `wasmcustom.seckill_edge_feed_updates`.
+    pub fn stat(&self, name: &str) -> Option<u64> {
+        let (_, body) = http_get(self.admin, &format!("/stats?filter=^{}$", name.replace('.', "\\.")), &[], Duration::from_secs(5))?;
+        body.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(": ")?.trim().parse().ok())
+    }
+
+    /// The admin's stats as Prometheus text.
     pub fn prometheus(&self) -> String {
         http_get(self.admin, "/stats/prometheus", &[], Duration::from_secs(5)).map(|(_, b)| b).unwrap_or_default()
     }

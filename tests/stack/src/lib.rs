@@ -2,7 +2,8 @@
 //! bench) and by the end-to-end tests, so the stack a test runs is the stack a newcomer runs.
 //!
 //! - [`paths`]: where the workspace, the project's tools and the build outputs are.
-//! - [`net`]: free loopback ports, waiting for a port, a tiny HTTP/1.0 GET and a Redis PING.
+//! - [`net`]: free loopback ports, waiting for a port, a Redis PING, and the blocking HTTP/1.1
+//!   client the harness and the tests share ([`net::Client`], on `ureq`).
 //! - [`redis_proc`]: a `redis-server` of our own on its own port (never the machine's 6379), with AOF.
 //! - [`redis_cluster`]: a Redis Cluster of such servers (3 masters + 3 replicas).
 //! - [`origin_proc`]: the `seckill-origin` binary as a child process.
@@ -12,7 +13,8 @@
 //! - [`fleet`]: the whole stack as N edges behind a front, M origins and a Redis or a cluster.
 //! - [`prometheus_proc`]: Debian's Prometheus scraping given Envoys and origins, with the sale rules.
 //!
-//! Std only on purpose: `cargo xtask` compiles in seconds on a fresh machine.
+//! Std only on purpose, but for `ureq` (plain HTTP, no TLS: a handful of small crates), so
+//! `cargo xtask` compiles in seconds on a fresh machine.
 
 pub mod edge_build;
 pub mod envoy_proc;

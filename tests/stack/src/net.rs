@@ -50,43 +50,81 @@ pub fn ping(addr: SocketAddr) -> bool {
     s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
 }
 
-/// One request over plain HTTP/1.1 (`Connection: close`) to `addr`: `(status, body)`, `None` if it
-/// could not be made. For readiness checks and tools that must not pull in an HTTP stack.
-pub fn http_request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &str, timeout: Duration) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(&addr, timeout).ok()?;
-    let _ = s.set_read_timeout(Some(timeout));
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    s.write_all(req.as_bytes()).ok()?;
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).ok()?;
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text.split(' ').nth(1)?.parse().ok()?;
-    let (head, raw_body) = text.split_once("\r\n\r\n")?;
-    let chunked = head.lines().any(|l| {
-        let l = l.to_ascii_lowercase();
-        l.starts_with("transfer-encoding:") && l.contains("chunked")
-    });
-    let body = if chunked { dechunk(raw_body) } else { raw_body.to_owned() };
-    Some((status, body))
+/// An HTTP answer as [`Client`] read it.
+#[derive(Debug, Clone, Default)]
+pub struct Answer {
+    pub status: u16,
+    /// Header names lower-cased, in the order received.
+    pub headers: Vec<(String, String)>,
+    /// The body, de-chunked, as text (invalid UTF-8 replaced).
+    pub body: String,
 }
 
-/// Decode a `Transfer-Encoding: chunked` body.
-pub fn dechunk(mut rest: &str) -> String {
-    let mut out = String::new();
-    while let Some((size_line, after)) = rest.split_once("\r\n") {
-        let size = usize::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16).unwrap_or(0);
-        if size == 0 || after.len() < size {
-            break;
-        }
-        out.push_str(&after[..size]);
-        rest = after[size..].strip_prefix("\r\n").unwrap_or(&after[size..]);
+impl Answer {
+    /// The first value of header `name` (lower-case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
-    out
+}
+
+/// The blocking HTTP/1.1 client of the harness and the tests, on `ureq`: plain HTTP to loopback;
+/// an answer of any status is an [`Answer`] (not an error), redirects are not followed, and nothing
+/// is added to a request but `host` and its body's `content-length`. The answer is read by its
+/// length (`content-length` or chunked), not to EOF: Envoy holds a `connection: close` connection
+/// open for a while after answering (its delayed close).
+#[derive(Debug, Clone)]
+pub struct Client {
+    agent: ureq::Agent,
+    close: bool,
+}
+
+impl Client {
+    /// A fresh connection per request (`connection: close`), so a handful of requests spread over
+    /// an Envoy's workers. `timeout` bounds each whole request.
+    pub fn new(timeout: Duration) -> Client {
+        Client { agent: Self::agent(timeout, 0), close: true }
+    }
+
+    /// Connections kept alive and reused, one request at a time on each.
+    pub fn keep_alive(timeout: Duration) -> Client {
+        Client { agent: Self::agent(timeout, 8), close: false }
+    }
+
+    fn agent(timeout: Duration, idle: usize) -> ureq::Agent {
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .timeout_global(Some(timeout))
+            .user_agent(ureq::config::AutoHeaderValue::None)
+            .accept(ureq::config::AutoHeaderValue::None)
+            .max_idle_connections(idle)
+            .max_idle_connections_per_host(idle)
+            .build()
+            .new_agent()
+    }
+
+    /// `method path` at `addr` with `headers` and `body` (sent with its `content-length`, also
+    /// when empty). `Err` when the connection could not be made or the answer was unreadable.
+    pub fn request(&self, addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> std::io::Result<Answer> {
+        let mut req = ureq::http::Request::builder().method(method).uri(format!("http://{addr}{path}"));
+        if self.close {
+            req = req.header("connection", "close");
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.header("content-length", body.len()).body(body).map_err(std::io::Error::other)?;
+        let mut resp = self.agent.run(req).map_err(ureq::Error::into_io)?;
+        let headers = resp.headers().iter().map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect();
+        let bytes = resp.body_mut().with_config().limit(u64::MAX).read_to_vec().map_err(ureq::Error::into_io)?;
+        Ok(Answer { status: resp.status().as_u16(), headers, body: String::from_utf8_lossy(&bytes).into_owned() })
+    }
+}
+
+/// One request on a fresh connection with [`Client`]: `(status, body)`, `None` if it could not be
+/// made. For readiness checks and tools.
+pub fn http_request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &str, timeout: Duration) -> Option<(u16, String)> {
+    Client::new(timeout).request(addr, method, path, headers, body).ok().map(|a| (a.status, a.body))
 }
 
 /// `GET path` with [`http_request`].
@@ -104,9 +142,61 @@ mod tests {
         assert!(a.iter().all(|p| super::PORT_RANGE.contains(p)));
     }
 
+    /// A server on a free port that answers each request head (a body is not read) with `answer`;
+    /// returns its address and the heads it read, each prefixed with its connection's number.
+    fn canned_server(answer: &'static str) -> (super::SocketAddr, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = super::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for (n, conn) in listener.incoming().enumerate() {
+                let Ok(conn) = conn else { return };
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    let mut w = conn.try_clone().unwrap();
+                    let mut r = BufReader::new(conn);
+                    loop {
+                        let mut head = String::new();
+                        while !head.ends_with("\r\n\r\n") {
+                            if r.read_line(&mut head).unwrap_or(0) == 0 {
+                                return;
+                            }
+                        }
+                        log.lock().unwrap().push(format!("conn {n}: {head}"));
+                        if w.write_all(answer.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (addr, seen)
+    }
+
     #[test]
-    fn dechunks() {
-        assert_eq!(super::dechunk("5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"), "hello world");
-        assert_eq!(super::dechunk("0\r\n\r\n"), "");
+    fn client_reads_a_chunked_answer_of_any_status_without_following_it() {
+        let (addr, seen) = canned_server("HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nX-Two: a\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
+        let a = super::Client::new(super::Duration::from_secs(5)).request(addr, "POST", "/buy?x=1", &[("authorization", "Bearer t")], "{}").unwrap();
+        assert_eq!((a.status, a.header("location"), a.header("x-two"), a.body.as_str()), (302, Some("/elsewhere"), Some("a"), "hello world"));
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 1, "no redirect followed: {seen:?}");
+        let head = seen[0].to_ascii_lowercase();
+        assert!(head.starts_with("conn 0: post /buy?x=1 http/1.1\r\n"), "{head}");
+        assert!(head.contains("connection: close\r\n") && head.contains("authorization: bearer t\r\n") && head.contains("content-length: 2\r\n"), "{head}");
+        assert!(!head.contains("user-agent") && !head.contains("accept"), "nothing added: {head}");
+    }
+
+    #[test]
+    fn keep_alive_client_reuses_its_connection() {
+        let (addr, seen) = canned_server("HTTP/1.1 404 Not Found\r\ncontent-length: 2\r\n\r\nno");
+        let client = super::Client::keep_alive(super::Duration::from_secs(5));
+        for _ in 0..3 {
+            let a = client.request(addr, "GET", "/", &[], "").unwrap();
+            assert_eq!((a.status, a.body.as_str()), (404, "no"));
+        }
+        assert!(seen.lock().unwrap().iter().all(|h| h.starts_with("conn 0: GET / HTTP/1.1\r\n") && !h.contains("connection")), "{seen:?}");
+        assert_eq!(super::http_get(addr, "/", &[], super::Duration::from_secs(5)), Some((404, "no".to_owned())));
     }
 }
