@@ -6,8 +6,11 @@
 //! stripped, the feed polled and a sold-out switch propagated, stats at `/stats/prometheus`, the
 //! template valid and a bad plugin configuration refused with the field named.
 //!
-//! Needs an Envoy binary: `ENVOY_BIN`, else the project's `target/tools/envoy-venv`, else
-//! `/tmp/envvenv` (see `edge-filter/README.md`). The filter is (re)built with
+//! Envoy is started by `seckill-stack` (`envoy_proc`) on the stack's template, as every other test
+//! starts it, and answers are read with the harness's client (`seckill_stack::net::Client`).
+//!
+//! Needs an Envoy binary: `ENVOY_BIN`, else the project's `target/tools/envoy-venv` (see
+//! `edge-filter/README.md`). The filter is (re)built with
 //! `cargo build -p seckill-edge-filter --target wasm32-wasip1 --profile wasm` unless
 //! `SECKILL_FILTER_WASM` names a built module.
 
@@ -15,36 +18,20 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
+
+use seckill_stack::envoy_proc::{EdgeSettings, EnvoyProc};
+use seckill_stack::net::{free_port, Answer, Client};
+use seckill_stack::{now_ms, paths};
 
 const SECRET: &str = "smoke-ticket-secret";
 const EDGE_KEY: &str = "smoke-edge-key";
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
-}
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace().join("target"))
-}
-
 fn envoy_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("ENVOY_BIN") {
-        return PathBuf::from(p);
-    }
-    let mut candidates = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(target_dir().join("tools/envoy-venv/lib")) {
-        for e in entries.flatten() {
-            candidates.push(e.path().join("site-packages/envoy/_bin/envoy"));
-        }
-    }
-    candidates.push(PathBuf::from("/tmp/envvenv/lib/python3.11/site-packages/envoy/_bin/envoy"));
-    candidates.into_iter().find(|p| p.is_file()).unwrap_or_else(|| {
-        panic!("no Envoy binary: set ENVOY_BIN, or run `cargo xtask setup` (installs it under target/tools/envoy-venv)")
-    })
+    paths::envoy_bin().unwrap_or_else(|| panic!("no Envoy binary: set ENVOY_BIN, or run `cargo xtask setup` (installs it under target/tools/envoy-venv)"))
 }
 
 fn filter_wasm() -> PathBuf {
@@ -53,22 +40,14 @@ fn filter_wasm() -> PathBuf {
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
-        .current_dir(workspace())
+        .current_dir(paths::workspace())
         .args(["build", "--quiet", "-p", "seckill-edge-filter", "--target", "wasm32-wasip1", "--profile", "wasm"])
         .status()
         .expect("run cargo build for the filter");
     assert!(status.success(), "building the filter failed");
-    let p = target_dir().join("wasm32-wasip1/wasm/seckill_edge_filter.wasm");
+    let p = paths::filter_wasm();
     assert!(p.is_file(), "{} missing after the build", p.display());
     p
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
 }
 
 fn ticket(uid: &str) -> String {
@@ -230,67 +209,24 @@ impl Origin {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A minimal client: one request per connection.
+// The client: `seckill_stack::net::Client`, a fresh connection per request.
 
-#[derive(Debug)]
-struct Resp {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
+/// The body of an answer as JSON (panics, naming the answer, when it is not).
+trait JsonBody {
+    fn json(&self) -> serde_json::Value;
 }
 
-impl Resp {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-    }
+impl JsonBody for Answer {
     fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {self:?}"))
     }
 }
 
-fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> Resp {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nhost: edge\r\nconnection: close\r\ncontent-length: 0\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    read_response(&mut BufReader::new(s))
+fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> Answer {
+    Client::new(Duration::from_secs(10)).request(addr, method, path, headers, "").unwrap_or_else(|e| panic!("{method} {path} at {addr}: {e}"))
 }
 
-/// Read one response: the head, then exactly content-length bytes, as a browser does (waiting for
-/// EOF would also wait out Envoy's delayed close of a `connection: close` local reply, 1 s by
-/// default); to EOF only when there is no content-length. Works on kept-alive connections too.
-fn read_response(r: &mut BufReader<TcpStream>) -> Resp {
-    let mut status_line = String::new();
-    r.read_line(&mut status_line).unwrap();
-    let status = status_line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let mut headers: Vec<(String, String)> = Vec::new();
-    loop {
-        let mut h = String::new();
-        if r.read_line(&mut h).unwrap() == 0 || h.trim_end().is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.trim_end().split_once(':') {
-            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
-        }
-    }
-    let mut body = Vec::new();
-    match headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse::<usize>().ok()) {
-        Some(len) => {
-            body.resize(len, 0);
-            r.read_exact(&mut body).unwrap();
-        }
-        None => {
-            r.read_to_end(&mut body).unwrap();
-        }
-    }
-    Resp { status, headers, body: String::from_utf8_lossy(&body).into_owned() }
-}
-
-fn buy(edge: SocketAddr, uid: &str, sku: &str) -> Resp {
+fn buy(edge: SocketAddr, uid: &str, sku: &str) -> Answer {
     let t = ticket(uid);
     http(edge, "POST", &format!("/api/sales/{sku}/orders"), &[("authorization", &t)])
 }
@@ -298,47 +234,29 @@ fn buy(edge: SocketAddr, uid: &str, sku: &str) -> Resp {
 // ---------------------------------------------------------------------------------------------
 // Envoy
 
-/// The stack's Envoy config (`envoy/edge.yaml.tmpl`), rendered by `seckill-stack` as every other
-/// test renders it, with this test's ports, origin and filter config.
-fn render(wasm: &Path, site: &Path, edge_port: u16, admin_port: u16, origin: SocketAddr, filter_config: &str) -> String {
-    let settings = seckill_stack::envoy_proc::EdgeSettings {
-        edge_port,
-        admin_port,
+/// The stack's settings (`envoy/edge.yaml.tmpl`, rendered by `seckill-stack`) with this test's
+/// free ports, origin and filter config.
+fn settings(wasm: &Path, site: &Path, origin: SocketAddr, filter_config: &str) -> EdgeSettings {
+    EdgeSettings {
+        edge_port: free_port(),
+        admin_port: free_port(),
         origins: vec![origin],
         filter_wasm: wasm.to_path_buf(),
         filter_config: filter_config.to_owned(),
         site_dir: site.to_path_buf(),
-    };
-    seckill_stack::envoy_proc::render(&settings).expect("envoy/edge.yaml.tmpl")
-}
-
-fn base_id() -> u32 {
-    let n = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos();
-    10_000 + (n ^ std::process::id()) % 50_000
-}
-
-/// Kills the Envoy it holds when dropped (also when the test fails).
-struct Envoy {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Drop for Envoy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
-impl Envoy {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
+/// Start Envoy (`--concurrency 2`) on `settings` in `dir` (config and `envoy.log` there); returns
+/// once its admin says ready and the edge listens.
+fn start_envoy(bin: &Path, settings: &EdgeSettings, dir: &Path) -> EnvoyProc {
+    std::fs::create_dir_all(dir).unwrap();
+    EnvoyProc::start(bin, settings, dir, 2).unwrap_or_else(|e| panic!("{e}:\n{}", log(dir)))
 }
 
-fn validate(bin: &Path, config: &Path) -> (bool, String) {
-    let out = Command::new(bin).args(["--mode", "validate", "--base-id"]).arg(base_id().to_string()).arg("-c").arg(config).output().expect("run envoy --mode validate");
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+/// The Envoy log in `dir` so far.
+fn log(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("envoy.log")).unwrap_or_default()
 }
 
 fn feed(version: u64, sales: &[(&str, u64, u64, bool)]) -> String {
@@ -353,7 +271,7 @@ fn feed(version: u64, sales: &[(&str, u64, u64, bool)]) -> String {
 fn filter_works_in_real_envoy() {
     let bin = envoy_bin();
     let wasm = filter_wasm();
-    let dir = std::env::temp_dir().join(format!("seckill-edge-smoke-{}-{}", std::process::id(), base_id()));
+    let dir = paths::scratch_dir("edge-smoke");
     let site = dir.join("site");
     std::fs::create_dir_all(&site).unwrap();
     std::fs::write(site.join("index.html"), "<!doctype html><title>sale</title><p>the sale page</p>\n").unwrap();
@@ -363,55 +281,38 @@ fn filter_works_in_real_envoy() {
     let origin = Origin::start(feed(1, &[("phone", open, end, false), ("tv", open, end, false), ("radio", open, end, false), ("later", later, end, false)]));
     origin.state.lock().unwrap().sold_out.push("tv".into());
 
-    let (edge_port, admin_port) = (free_port(), free_port());
     let config = format!(r#"{{"ticket_secrets":["{SECRET}"],"edge_key":"{EDGE_KEY}","buckets":4096}}"#);
 
     // A bad plugin configuration is refused, naming the field.
     for (bad, field) in [(r#"{"ticket_secrets":["s"],"edge_key":"k","window_ms":"soon"}"#, "window_ms"), (r#"{"ticket_secrets":["s"],"edge_key":"k","windw_ms":1}"#, "windw_ms"), (r#"{"edge_key":"k"}"#, "ticket_secrets")] {
         let path = dir.join("bad.yaml");
-        std::fs::write(&path, render(&wasm, &site, edge_port, admin_port, origin.addr, bad)).unwrap();
-        let (ok, out) = validate(&bin, &path);
-        assert!(!ok, "config {bad} must be refused");
+        std::fs::write(&path, seckill_stack::envoy_proc::render(&settings(&wasm, &site, origin.addr, bad)).unwrap()).unwrap();
+        let Err(out) = seckill_stack::envoy_proc::validate(&bin, &path) else { panic!("config {bad} must be refused") };
         assert!(out.contains(&format!("`{field}`")), "the refusal must name `{field}`:\n{out}");
     }
 
-    // The template renders to a valid config.
+    // The template renders to a valid config, which Envoy then runs.
+    let live = settings(&wasm, &site, origin.addr, &config);
     let yaml = dir.join("edge.yaml");
-    std::fs::write(&yaml, render(&wasm, &site, edge_port, admin_port, origin.addr, &config)).unwrap();
-    let (ok, out) = validate(&bin, &yaml);
-    assert!(ok, "envoy --mode validate failed:\n{out}");
-
-    let log = dir.join("envoy.log");
-    let child = Command::new(&bin)
-        .args(["--concurrency", "2", "--base-id"])
-        .arg(base_id().to_string())
-        .arg("-c")
-        .arg(&yaml)
-        .args(["--log-level", "info", "--log-path"])
-        .arg(&log)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start envoy");
-    let envoy = Envoy { child, log };
-    let edge: SocketAddr = format!("127.0.0.1:{edge_port}").parse().unwrap();
-    let admin: SocketAddr = format!("127.0.0.1:{admin_port}").parse().unwrap();
+    std::fs::write(&yaml, seckill_stack::envoy_proc::render(&live).unwrap()).unwrap();
+    seckill_stack::envoy_proc::validate(&bin, &yaml).unwrap_or_else(|out| panic!("envoy --mode validate failed:\n{out}"));
+    let envoy_dir = dir.join("live");
+    let envoy = start_envoy(&bin, &live, &envoy_dir);
+    let edge = envoy.edge;
 
     // Ready once the feed was polled and parsed: the sale status is answered at the edge.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        if TcpStream::connect(edge).is_ok() {
-            let r = http(edge, "GET", "/api/sales/phone", &[]);
-            if r.header("x-seckill-by") == Some("edge") {
-                assert_eq!(r.status, 200);
-                assert_eq!(r.header("cache-control"), Some("max-age=1"));
-                let v = r.json();
-                assert_eq!(v["state"], "on_sale");
-                assert!(v["server_time"].as_u64().unwrap() >= t);
-                break;
-            }
+        let r = http(edge, "GET", "/api/sales/phone", &[]);
+        if r.header("x-seckill-by") == Some("edge") {
+            assert_eq!(r.status, 200);
+            assert_eq!(r.header("cache-control"), Some("max-age=1"));
+            let v = r.json();
+            assert_eq!(v["state"], "on_sale");
+            assert!(v["server_time"].as_u64().unwrap() >= t);
+            break;
         }
-        assert!(Instant::now() < deadline, "edge not ready; envoy log:\n{}", envoy.log());
+        assert!(Instant::now() < deadline, "edge not ready; envoy log:\n{}", log(&envoy_dir));
         thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(origin.state.lock().unwrap().feed_bad_key, 0, "the feed poll carries the edge key");
@@ -446,10 +347,10 @@ fn filter_works_in_real_envoy() {
             thread::spawn(move || http(edge, "POST", "/api/sales/phone/orders", &[("authorization", &tk), ("x-seckill-uid", "mallory"), ("X-Seckill-Edge-Key", "guess")]))
         })
         .collect();
-    let answers: Vec<Resp> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let answers: Vec<Answer> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     assert_eq!(origin.buys_for("alice"), 1, "exactly one request of the burst reaches the origin");
     assert_eq!(origin.buys_for("mallory"), 0, "a client-sent x-seckill-uid never reaches the origin");
-    let won: Vec<&Resp> = answers.iter().filter(|r| r.status == 201).collect();
+    let won: Vec<&Answer> = answers.iter().filter(|r| r.status == 201).collect();
     assert_eq!(won.len(), 1, "{answers:?}");
     assert_eq!(won[0].header("x-seckill-by"), Some("origin"));
     let order_id = won[0].json()["order_id"].as_str().unwrap().to_owned();
@@ -476,21 +377,18 @@ fn filter_works_in_real_envoy() {
     assert_eq!(origin.buys_for("alice"), 1);
 
     // Edge answers to buys that carry a JSON body keep the connection alive (the buffer filter
-    // reads the body first; otherwise Envoy would close an HTTP/1.1 connection after each answer).
+    // reads the body first; otherwise Envoy would close an HTTP/1.1 connection after each answer):
+    // three on a kept-alive client take one connection.
     {
         let tk = ticket("alice");
-        let s = TcpStream::connect(edge).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let mut w = s.try_clone().unwrap();
-        let mut r = BufReader::new(s);
+        let client = Client::keep_alive(Duration::from_secs(5));
+        let connections = envoy.stat(&format!("listener.127.0.0.1_{}.downstream_cx_total", edge.port())).expect("the edge listener's stat");
         for _ in 0..3 {
-            let body = r#"{"qty":1}"#;
-            let req = format!("POST /api/sales/phone/orders HTTP/1.1\r\nhost: edge\r\nauthorization: {tk}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}", body.len());
-            w.write_all(req.as_bytes()).unwrap();
-            let resp = read_response(&mut r);
+            let resp = client.request(edge, "POST", "/api/sales/phone/orders", &[("authorization", &tk), ("content-type", "application/json")], r#"{"qty":1}"#).unwrap();
             assert_eq!((resp.status, resp.header("x-seckill-by")), (200, Some("edge")), "{resp:?}");
             assert_eq!(resp.header("connection"), None, "the connection stays open: {resp:?}");
         }
+        assert_eq!(envoy.stat(&format!("listener.127.0.0.1_{}.downstream_cx_total", edge.port())), Some(connections + 1), "the three buys shared one connection");
     }
 
     // Other routes: orders need a ticket checked at the edge; the session gets nothing added.
@@ -543,7 +441,7 @@ fn filter_works_in_real_envoy() {
     // Stats, with the reason as a Prometheus label (each worker hands its counts to Envoy on its
     // tick, every poll interval: wait a few).
     thread::sleep(Duration::from_millis(400));
-    let stats = http(admin, "GET", "/stats/prometheus", &[]).body;
+    let stats = envoy.prometheus();
     let value = |line_start: &str| -> u64 {
         stats.lines().find(|l| l.starts_with(line_start)).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("no `{line_start}` in /stats/prometheus:\n{stats}"))
     };
@@ -558,34 +456,15 @@ fn filter_works_in_real_envoy() {
     assert_eq!(value("seckill_edge_cas_exhausted"), 0);
     assert!(value("seckill_edge_sold_out_learned") >= 1);
 
-    let log = envoy.log();
+    let log = log(&envoy_dir);
     assert!(!log.contains("panicked"), "the filter panicked:\n{log}");
     drop(envoy);
 
     // The origin unreachable (nothing listens on its port): no feed ever arrives, so valid buys
     // are passed on (never an invented answer), and Envoy's connect failure becomes `503 busy`.
-    let dead: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let (edge_port, admin_port) = (free_port(), free_port());
-    let yaml = dir.join("dead.yaml");
-    std::fs::write(&yaml, render(&wasm, &site, edge_port, admin_port, dead, &config)).unwrap();
-    let child = Command::new(&bin)
-        .args(["--concurrency", "2", "--base-id"])
-        .arg(base_id().to_string())
-        .arg("-c")
-        .arg(&yaml)
-        .args(["--log-level", "info", "--log-path"])
-        .arg(dir.join("dead.log"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start envoy");
-    let envoy = Envoy { child, log: dir.join("dead.log") };
-    let edge: SocketAddr = format!("127.0.0.1:{edge_port}").parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(edge).is_err() {
-        assert!(Instant::now() < deadline, "edge not up; envoy log:\n{}", envoy.log());
-        thread::sleep(Duration::from_millis(50));
-    }
+    let dead = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let envoy = start_envoy(&bin, &settings(&wasm, &site, dead, &config), &dir.join("dead"));
+    let edge = envoy.edge;
     let r = buy(edge, "alice", "phone");
     assert_eq!((r.status, r.header("x-seckill-by"), r.header("retry-after")), (503, Some("edge"), Some("1")), "{r:?}");
     assert_eq!(r.json()["outcome"], "busy");
