@@ -2,8 +2,8 @@
 //! uid and a well-formed sku: [`Edge::decide_buy`] reads top to bottom as the list.
 //!
 //! Steps 3 to 6 share one read-modify-write of the (uid, sku) bucket in shared data (so two
-//! workers cannot both let the same uid through); [`Edge::refusal`] (3 + 4) and the budget (6) are
-//! asked inside it, the lottery's turn (5) is drawn before it.
+//! workers cannot both let the same uid through); [`Edge::refusal`] (3 + 4), the lottery's hold
+//! (5, its turn drawn before) and the budget (6) are decided inside it.
 
 use std::cell::OnceCell;
 
@@ -13,7 +13,7 @@ use seckill_core::throttle::{decide, ThrottleDecision};
 use seckill_core::{BuyAnswer, Outcome, SaleState};
 
 use crate::admission::AT_CAPACITY_RETRY_MS;
-use crate::edge::{Decision, Edge, Held, Learn, HELD_RECHECK_MS};
+use crate::edge::{Decision, Edge, Held, Learn, HOLD_FOR_BUDGET_MS};
 use crate::flags::Lookup;
 use crate::host::{update, Counter, Host, Reason};
 use crate::slots::{bucket_key, Bucket, Entry, Slot, Upsert};
@@ -30,6 +30,31 @@ pub(crate) enum Verdict {
     Throttle(u64),
 }
 
+/// Step 5's turn for a buy of the sale's first `2 × start_lottery_ms`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Turn {
+    /// A first buy in the first `start_lottery_ms`: a moment drawn from the pair's fingerprint in
+    /// the next `start_lottery_ms`.
+    Drawn(u64),
+    /// A first buy while the drawn turns are being served: after all of them (at the end of the
+    /// draw, `at`), unless the pair already had a drawn turn (its window ends at or after
+    /// `lottery_end`).
+    AfterDraw { at: u64, lottery_end: u64 },
+}
+
+impl Turn {
+    /// When the buy is held until, given the pair's entry (if any).
+    fn hold_until(self, entry: Option<&Entry>, window_ms: u64) -> Option<u64> {
+        match self {
+            Turn::Drawn(at) => Some(at),
+            Turn::AfterDraw { at, lottery_end } => match entry {
+                Some(e) if e.last_pass_ms.saturating_add(window_ms) >= lottery_end => None,
+                _ => Some(at),
+            },
+        }
+    }
+}
+
 /// One buy being decided: what the steps read.
 struct Buy<'a> {
     sku: &'a str,
@@ -40,8 +65,11 @@ struct Buy<'a> {
     slot: Slot,
     /// Step 3 applies (`per_user_limit == 1` and winners are remembered).
     dedup: bool,
-    /// Step 5: the drawn moment of a first buy early in the sale.
-    hold_until: Option<u64>,
+    /// Step 5: when the start lottery holds a first buy until (see [`Turn`]).
+    lottery: Option<Turn>,
+    /// A held buy at its turn: the window end its hold recorded (see [`Edge::hold_mark`]), so that
+    /// its own hold is not taken for a repeat.
+    own_mark: Option<u64>,
     /// The feed version the budget was counted against.
     feed_version: u64,
     /// The start of the batch open now, for a sale released in batches (0 otherwise): windows
@@ -60,15 +88,20 @@ impl Edge {
             Ok(known) => known,
             Err(answered) => return answered,
         };
+        let slot = self.hasher.slot(&uid, sku, self.cfg.buckets);
         if let Some(flags) = known.as_ref() {
             if let Err(answered) = self.challenge(host, flags, &uid, proof, now) {
+                if let Some(h) = turn {
+                    self.release_hold(host, slot, self.hold_mark(h.give_up_ms), now);
+                }
                 return answered;
             }
         }
-        let slot = self.hasher.slot(&uid, sku, self.cfg.buckets);
         let buy = Buy {
             dedup: known.as_ref().is_some_and(|f| f.per_user_limit == 1) && self.cfg.winner_ttl_ms > 0,
-            hold_until: self.lottery_turn(known.as_ref(), slot, now),
+            // A held buy at its turn is not drawn again.
+            lottery: if turn.is_some() { None } else { self.lottery_turn(known.as_ref(), slot, now) },
+            own_mark: turn.map(|h| self.hold_mark(h.give_up_ms)),
             feed_version: self.flags.try_borrow().ok().and_then(|f| f.version()).unwrap_or(0),
             batch_opened_at: known.as_ref().filter(|f| !f.batches.is_empty()).map_or(0, |f| f.opened_at(now)),
             waits_on_capacity: turn.is_some_and(|h| now < h.give_up_ms),
@@ -125,6 +158,27 @@ impl Edge {
         }
     }
 
+    /// A held buy answered at its turn without being passed (asked for the challenge, when it was
+    /// held from the start grace): its pair's window, closed by the hold until its give-up, ends
+    /// now, so the solved buy that follows passes at once. Only the hold's own entry is changed.
+    fn release_hold<H: Host + ?Sized>(&self, host: &H, slot: Slot, mark: u64, now: u64) {
+        let cfg = &self.cfg;
+        let released = Entry::new(slot.fp, now.saturating_sub(cfg.window_ms));
+        let res = update(host, &bucket_key(slot.bucket), cfg.cas_retries, |cur| {
+            let mut bucket = Bucket::decode(cur);
+            match bucket.find(slot.fp) {
+                Some(e) if e.outcome.is_none() && e.last_pass_ms == mark => {}
+                _ => return (None, ()),
+            }
+            bucket.upsert(released, cfg.slots_per_bucket as usize, now, cfg.window_ms, cfg.winner_ttl_ms);
+            (Some(bucket.encode_fixed(cfg.slots_per_bucket as usize)), ())
+        });
+        match res {
+            Ok(()) => self.recent.put(slot, released, now, true),
+            Err(c) => host.count(c),
+        }
+    }
+
     /// Steps 3 + 4 against one entry of the pair: dedup (a live winner), then throttle (inside
     /// the window: replay the last final answer, else `throttled`). `None`: neither refuses. A
     /// window opened before the current batch of a sale released in batches does not count: each
@@ -133,7 +187,7 @@ impl Edge {
         if buy.dedup && e.is_winner() && buy.now.saturating_sub(e.last_pass_ms) < self.cfg.winner_ttl_ms {
             return Some(Verdict::Dedup(e.seq));
         }
-        if e.last_pass_ms < buy.batch_opened_at {
+        if e.last_pass_ms < buy.batch_opened_at || (e.outcome.is_none() && buy.own_mark == Some(e.last_pass_ms)) {
             return None;
         }
         match decide(Some(e.last_pass_ms), buy.now, self.cfg.window_ms) {
@@ -147,12 +201,27 @@ impl Edge {
 
     /// Step 5, the start lottery: a first buy in the sale's first `start_lottery_ms` (or its
     /// batch's, for a sale released in batches) waits until a moment drawn from its slot's
-    /// fingerprint in the next `start_lottery_ms`.
-    fn lottery_turn(&self, known: Option<&SaleFlags>, slot: Slot, now: u64) -> Option<u64> {
+    /// fingerprint in the next `start_lottery_ms`; a first buy in that next `start_lottery_ms`
+    /// waits until its end, behind every drawn turn (else a click just after the draw would
+    /// pass ahead of the clicks it drew turns for).
+    fn lottery_turn(&self, known: Option<&SaleFlags>, slot: Slot, now: u64) -> Option<Turn> {
         let lottery_ms = self.cfg.start_lottery_ms;
         let flags = known.filter(|_| lottery_ms > 0)?;
         let lottery_end = flags.opened_at(now).saturating_add(lottery_ms);
-        (now < lottery_end).then(|| lottery_end + slot.fp % lottery_ms)
+        let draw_end = lottery_end.saturating_add(lottery_ms);
+        if now < lottery_end {
+            Some(Turn::Drawn(lottery_end + slot.fp % lottery_ms))
+        } else {
+            (now < draw_end).then_some(Turn::AfterDraw { at: draw_end, lottery_end })
+        }
+    }
+
+    /// The window end a buy held at the edge records for its pair: its give-up, so that the
+    /// pair's repeats are refused for as long as it may wait (for its turn, then for the budget),
+    /// and none of them takes an opening of the budget ahead of it. (Told to come back instead,
+    /// without `hold_at_edge`, the window ends at the turn.)
+    fn hold_mark(&self, give_up_ms: u64) -> u64 {
+        give_up_ms.saturating_sub(self.cfg.window_ms)
     }
 
     /// Steps 3 to 6: from this worker's own copy of the entry where it can only refuse, else in
@@ -170,21 +239,23 @@ impl Edge {
         let admitted = || {
             *admitted.get_or_init(|| {
                 let stock_left = buy.known.as_ref().and_then(|f| f.stock_left);
-                buy.hold_until.is_some() || self.admission.allows(buy.sku, stock_left, buy.feed_version, buy.now, cfg.answer_timeout_ms)
+                self.admission.allows(buy.sku, stock_left, buy.feed_version, buy.now, cfg.answer_timeout_ms)
             })
         };
         let shared = update(host, &bucket_key(buy.slot.bucket), cfg.cas_retries, |cur| {
             let mut bucket = Bucket::decode(cur);
-            if let Some(e) = bucket.find(buy.slot.fp).copied() {
+            let found = bucket.find(buy.slot.fp).copied();
+            if let Some(e) = found {
                 if let Some(v) = self.refusal(buy, &e) {
                     return (None, (v, e));
                 }
             }
-            if !admitted() && buy.waits_on_capacity {
+            let hold_until = buy.lottery.and_then(|t| t.hold_until(found.as_ref(), cfg.window_ms));
+            if hold_until.is_none() && !admitted() && buy.waits_on_capacity {
                 // A held buy before its give-up: held again, its window untouched.
                 return (None, (Verdict::AtCapacity, Entry::new(buy.slot.fp, 0)));
             }
-            if !admitted() {
+            if hold_until.is_none() && !admitted() {
                 // Refused with `Retry-After`: the uid's window stays closed until then, so a uid
                 // that ignores it catches no opening of the budget before one who waits as told.
                 let retry_at = buy.now.saturating_add(self.at_capacity_retry_ms());
@@ -192,8 +263,10 @@ impl Edge {
                 bucket.upsert(entry, cfg.slots_per_bucket as usize, buy.now, cfg.window_ms, cfg.winner_ttl_ms);
                 return (Some(bucket.encode_fixed(cfg.slots_per_bucket as usize)), (Verdict::AtCapacity, entry));
             }
-            // A held uid's window is opened so that it ends at its drawn moment.
-            let (entry, verdict) = match buy.hold_until {
+            // A held uid's window is opened so that it ends at its give-up (held at the edge) or
+            // at its turn (told to come back then).
+            let (entry, verdict) = match hold_until {
+                Some(at) if cfg.hold_at_edge => (Entry::new(buy.slot.fp, self.hold_mark(give_up_at(at))), Some(at)),
                 Some(at) => (Entry::new(buy.slot.fp, at.saturating_sub(cfg.window_ms)), Some(at)),
                 None => (Entry::new(buy.slot.fp, buy.now), None),
             };
@@ -231,14 +304,14 @@ impl Edge {
                 host.count(Counter::LotteryHolds);
                 if self.cfg.hold_at_edge {
                     // The request waits at the edge for its turn (no reaction time involved).
-                    let give_up_ms = at.saturating_add(AT_CAPACITY_RETRY_MS);
-                    return Decision::Hold(Held { turn_ms: at, give_up_ms, sku: sku.to_owned(), uid: buy.uid, proof: proof.map(str::to_owned) });
+                    return Decision::Hold(Held { turn_ms: at, give_up_ms: give_up_at(at), sku: sku.to_owned(), uid: buy.uid, proof: proof.map(str::to_owned) });
                 }
                 self.edge_answer(host, Reason::Throttled, &BuyAnswer::throttled(at.saturating_sub(buy.now).max(1)))
             }
             Ok(Verdict::AtCapacity) => match turn {
-                // A held buy whose turn came while enough buys are in flight: it keeps waiting.
-                Some(h) if buy.now < h.give_up_ms => Decision::Hold(Held { turn_ms: buy.now.saturating_add(HELD_RECHECK_MS), ..h.clone() }),
+                // A held buy whose turn came while enough buys are in flight: it keeps waiting, in
+                // its turn's place (looked at again on the next tick, before later turns).
+                Some(h) if buy.now < h.give_up_ms => Decision::Hold(h.clone()),
                 _ => {
                     host.count(Counter::AtCapacity);
                     self.edge_answer(host, Reason::Throttled, &BuyAnswer::throttled(self.at_capacity_retry_ms()))
@@ -277,6 +350,11 @@ impl Edge {
         };
         Decision::Forward(self.forward_as(&buy.uid, Some(learn)))
     }
+}
+
+/// Until when a buy held at the edge until `turn_ms` waits for the budget.
+fn give_up_at(turn_ms: u64) -> u64 {
+    turn_ms.saturating_add(HOLD_FOR_BUDGET_MS)
 }
 
 /// The answer replayed to a repeat inside the window: a win is, by then, "already won" (same

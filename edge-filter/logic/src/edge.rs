@@ -12,8 +12,10 @@
 //! 4. throttle: one request per (uid, sku) per window reaches the origin; repeats get the last
 //!    final answer replayed, else `429 throttled`;
 //! 5. the start lottery (when configured): a first buy in the sale's first `start_lottery_ms` is
-//!    held at the edge until its drawn moment and then decided again (`hold_at_edge`, the
-//!    default), or told to come back then (`429 throttled`); either way recorded in its slot;
+//!    held at the edge until its drawn moment in the next `start_lottery_ms` and then decided
+//!    again (`hold_at_edge`, the default), or told to come back then (`429 throttled`); a first
+//!    buy while the drawn turns are served waits until they all were; either way recorded in its
+//!    slot (held at the edge: until its give-up, so no repeat passes ahead of it);
 //! 6. the admission budget: enough buys in flight for the units left → `429 throttled`, with the
 //!    uid's window recorded so that it closes at the `Retry-After` (a uid that ignores it is
 //!    throttled until then, however often the budget opens meanwhile);
@@ -88,7 +90,8 @@ pub enum Decision {
 pub struct Held {
     /// When to decide it again (Envoy clock, Unix ms).
     pub turn_ms: u64,
-    /// Past this, a buy still held back by the admission budget is answered `429 throttled`.
+    /// Past this ([`HOLD_FOR_BUDGET_MS`] after the turn), a buy still held back by the admission
+    /// budget is answered `429 throttled`.
     pub give_up_ms: u64,
     pub sku: String,
     pub uid: String,
@@ -97,8 +100,11 @@ pub struct Held {
     pub proof: Option<String>,
 }
 
-/// How soon a held buy that found the budget full is looked at again.
-pub const HELD_RECHECK_MS: u64 = 20;
+/// How long past its turn a buy held at the edge waits for the admission budget (keeping its
+/// place: it is looked at again on every tick, in turn order) before it is answered `429
+/// throttled`. Long enough for the answers in flight to come back under a crowd, so that held
+/// buys are served in turn order rather than raced for by retries.
+pub const HOLD_FOR_BUDGET_MS: u64 = 3_000;
 
 impl Decision {
     pub fn reply(&self) -> Option<&Reply> {
@@ -267,7 +273,7 @@ impl Edge {
 
     /// A held buy's turn has come (the glue calls this from the tick for each request it paused
     /// on [`Decision::Hold`]): decided again as a buy at `now`, with the sale's current flags and
-    /// budget. Still at capacity before `give_up_ms`: held again, briefly.
+    /// budget. Still at capacity before `give_up_ms`: held again, keeping its turn (its place).
     pub fn on_turn<H: Host + ?Sized>(&self, host: &H, held: &Held, now: u64) -> Decision {
         self.decide_buy(host, &held.sku, held.uid.clone(), now, Some(held), held.proof.as_deref())
     }

@@ -667,7 +667,9 @@ fn the_start_lottery_serves_early_clicks_in_drawn_order() {
     assert!(is_pass(&w.buy("alice", "phone")), "served at its turn");
     // A click inside the start grace is held too (instead of passed for a not_started).
     w.at(START - 100);
-    assert_eq!(reply_of(&w.buy("bob", "phone")).1.outcome, Outcome::Throttled);
+    let (_, b) = reply_of(&w.buy("bob", "phone"));
+    assert_eq!(b.outcome, Outcome::Throttled);
+    let bobs_turn = START - 100 + b.retry_after_ms.expect("retry_after_ms");
     // Turns are spread over the second: 300 uids get many different moments.
     w.at(START + 20);
     let mut turns: Vec<u64> = (0..300).map(|i| START + 20 + reply_of(&w.buy(&format!("u{i}"), "phone")).1.retry_after_ms.unwrap()).collect();
@@ -676,9 +678,17 @@ fn the_start_lottery_serves_early_clicks_in_drawn_order() {
     turns.dedup();
     assert!(turns.len() > 200, "only {} distinct turns", turns.len());
     assert_eq!(w.host.counter(Counter::LotteryHolds), 302);
-    // After the lottery's first second, a first click passes at once.
-    w.at(START + 1_000);
+    // A first click while the drawn turns are served comes after all of them, not ahead.
+    w.at(START + 1_050);
+    let (_, c) = reply_of(&w.buy("carol", "phone"));
+    assert_eq!((c.outcome, c.retry_after_ms), (Outcome::Throttled, Some(950)), "told to come back at +2 s");
+    // bob, back at his turn inside the draw, is not sent behind it.
+    w.at(bobs_turn.max(START + 1_050));
+    assert!(is_pass(&w.buy("bob", "phone")), "a drawn turn is not drawn again");
+    // After the draw, a first click passes at once.
+    w.at(START + 2_000);
     assert!(is_pass(&w.buy("carol", "phone")));
+    assert!(is_pass(&w.buy("dave", "phone")));
 }
 
 #[test]
@@ -747,12 +757,19 @@ fn held_buys_wait_at_the_edge_for_their_turn_then_pass_within_the_budget() {
     let (a, b, c) = (hold("alice", START + 10), hold("bob", START + 20), hold("carol", START + 30));
     for h in [&a, &b, &c] {
         assert!((START + 1_000..START + 2_000).contains(&h.turn_ms), "turn +{}", h.turn_ms - START);
-        assert_eq!(h.give_up_ms, h.turn_ms + 1_000);
+        assert_eq!(h.give_up_ms, h.turn_ms + crate::edge::HOLD_FOR_BUDGET_MS);
     }
-    assert_eq!(w.host.counter(Counter::LotteryHolds), 3);
-    // Hammering while held: the repeats are refused (the held request keeps its place).
-    w.at(START + 40);
-    assert_eq!(reply_of(&w.buy("alice", "phone")).1.outcome, Outcome::Throttled);
+    // A first click while the drawn turns are served is held until they all were.
+    let late = hold("dave", START + 1_000);
+    assert_eq!((late.turn_ms, late.give_up_ms), (START + 2_000, START + 2_000 + crate::edge::HOLD_FOR_BUDGET_MS));
+    assert_eq!(w.host.counter(Counter::LotteryHolds), 4);
+    // Hammering while held, on any worker, before or after the turn: the repeats are refused
+    // until the give-up (the held request keeps its place; no repeat takes an opening before it).
+    for at in [START + 40, a.turn_ms, a.give_up_ms - 1] {
+        w.at(at);
+        let (_, r) = reply_of(&w.buy_on(&w.worker(), "alice", "phone"));
+        assert_eq!((r.outcome, r.retry_after_ms), (Outcome::Throttled, Some(a.give_up_ms - at)));
+    }
     // Turns in order; the budget of 2 units lets two through, the third waits and finally gives up.
     let mut held = [a, b, c];
     held.sort_by_key(|h| h.turn_ms);
@@ -768,10 +785,10 @@ fn held_buys_wait_at_the_edge_for_their_turn_then_pass_within_the_budget() {
         Decision::Hold(h) => h,
         d => panic!("expected to wait for the budget, got {d:?}"),
     };
-    assert_eq!(again.turn_ms, w.host.now.get() + crate::edge::HELD_RECHECK_MS);
+    assert_eq!(again, *last, "held again in its turn's place");
     // Rechecked while still over the budget: held again, not refused by a window of its own.
-    w.at(again.turn_ms);
-    let again = match w.edge.on_turn(&w.host, &again, again.turn_ms) {
+    w.at(last.give_up_ms - 1);
+    let again = match w.edge.on_turn(&w.host, &again, last.give_up_ms - 1) {
         Decision::Hold(h) => h,
         d => panic!("a held buy rechecked before its give-up waits again, got {d:?}"),
     };

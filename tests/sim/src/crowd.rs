@@ -88,6 +88,10 @@ pub struct CrowdResult {
     pub queued: (u64, Duration),
 }
 
+/// Connections a browser opens to one site at most (HTTP/1.1; Chromium and Firefox: 6): an
+/// impatient shopper's clicks beyond them wait in that shopper's browser.
+pub const BROWSER_CONNECTIONS: usize = 6;
+
 /// A wait for a connection of the simulator's own longer than this is counted (see [`CrowdResult::queued`]).
 pub const QUEUED_AFTER: Duration = Duration::from_millis(20);
 
@@ -391,6 +395,9 @@ async fn impatient(ctx: Arc<Ctx>, pop: usize, n: u32, arrive: Instant) -> Option
     let begin = page.start + sample(&reaction, &mut rand::rng());
     let end = begin + Duration::from_millis(click_for_ms);
     let done = Arc::new(AtomicBool::new(false));
+    // Their browser: clicks beyond its connections to the site wait in this browser, not ahead of
+    // other people's requests in the simulator's own budget.
+    let browser = Arc::new(Semaphore::new(BROWSER_CONNECTIONS));
     let every = Duration::from_secs_f64(1.0 / clicks_per_s);
     let mut clicks = JoinSet::new();
     let mut at = begin;
@@ -402,8 +409,12 @@ async fn impatient(ctx: Arc<Ctx>, pop: usize, n: u32, arrive: Instant) -> Option
             break;
         }
         // Clicks do not wait for answers (that is what makes them impatient).
-        let (ctx2, creds, done) = (ctx.clone(), creds.clone(), done.clone());
+        let (ctx2, creds, done, browser) = (ctx.clone(), creds.clone(), done.clone(), browser.clone());
         clicks.spawn(async move {
+            let Ok(_connection) = browser.acquire().await else { return };
+            if done.load(Ordering::Relaxed) {
+                return;
+            }
             let r = ctx2.request(&ctx2.http, Kind::Buy, pop, n, &creds).await;
             match r.and_then(|r| r.outcome) {
                 // A win (or learning of one) or the end of the sale is what makes them stop.

