@@ -98,14 +98,9 @@ enum Notice {
     Plain(Msg),
 }
 
-/// A new demo session: what the shell keeps in `sessionStorage`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Session {
-    pub uid: String,
-    pub ticket: String,
-    /// Unix ms.
-    pub expires_at: u64,
-}
+/// A new demo session, what the shell keeps in `sessionStorage`: the sign-in answer as it came
+/// (one wire type, `seckill_core::session`).
+pub type Session = SessionAnswer;
 
 /// Everything the shell draws, for one moment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -343,7 +338,7 @@ impl Page {
             Ok(s) if is_valid_id(&s.uid) && !s.ticket.is_empty() => {
                 self.signin_error = None;
                 self.set_uid(s.uid.clone());
-                (Some(Session { uid: s.uid, ticket: s.ticket, expires_at: s.expires_at }), vec![Effect::LoadOrders])
+                (Some(s), vec![Effect::LoadOrders])
             }
             Ok(_) => {
                 self.signin_error = Some(Msg::SignInFailed);
