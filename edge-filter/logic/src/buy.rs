@@ -166,9 +166,8 @@ impl Edge {
         let released = Entry::new(slot.fp, now.saturating_sub(cfg.window_ms));
         let res = update(host, &bucket_key(slot.bucket), cfg.cas_retries, |cur| {
             let mut bucket = Bucket::decode(cur);
-            match bucket.find(slot.fp) {
-                Some(e) if e.outcome.is_none() && e.last_pass_ms == mark => {}
-                _ => return (None, ()),
+            if !bucket.find(slot.fp).is_some_and(|e| is_hold_mark(e, mark)) {
+                return (None, ());
             }
             bucket.upsert(released, cfg.slots_per_bucket as usize, now, cfg.window_ms, cfg.winner_ttl_ms);
             (Some(bucket.encode_fixed(cfg.slots_per_bucket as usize)), ())
@@ -187,7 +186,7 @@ impl Edge {
         if buy.dedup && e.is_winner() && buy.now.saturating_sub(e.last_pass_ms) < self.cfg.winner_ttl_ms {
             return Some(Verdict::Dedup(e.seq));
         }
-        if e.last_pass_ms < buy.batch_opened_at || (e.outcome.is_none() && buy.own_mark == Some(e.last_pass_ms)) {
+        if e.last_pass_ms < buy.batch_opened_at || buy.own_mark.is_some_and(|mark| is_hold_mark(e, mark)) {
             return None;
         }
         match decide(Some(e.last_pass_ms), buy.now, self.cfg.window_ms) {
@@ -251,11 +250,11 @@ impl Edge {
                 }
             }
             let hold_until = buy.lottery.and_then(|t| t.hold_until(found.as_ref(), cfg.window_ms));
-            if hold_until.is_none() && !admitted() && buy.waits_on_capacity {
-                // A held buy before its give-up: held again, its window untouched.
-                return (None, (Verdict::AtCapacity, Entry::new(buy.slot.fp, 0)));
-            }
             if hold_until.is_none() && !admitted() {
+                if buy.waits_on_capacity {
+                    // A held buy before its give-up: held again, its window untouched.
+                    return (None, (Verdict::AtCapacity, Entry::new(buy.slot.fp, 0)));
+                }
                 // Refused with `Retry-After`: the uid's window stays closed until then, so a uid
                 // that ignores it catches no opening of the budget before one who waits as told.
                 let retry_at = buy.now.saturating_add(self.at_capacity_retry_ms());
@@ -350,6 +349,12 @@ impl Edge {
         };
         Decision::Forward(self.forward_as(&buy.uid, Some(learn)))
     }
+}
+
+/// Whether `e` is still the entry a hold recorded with `mark` ([`Edge::hold_mark`]): no answer
+/// learned, its window where the hold put it.
+fn is_hold_mark(e: &Entry, mark: u64) -> bool {
+    e.outcome.is_none() && e.last_pass_ms == mark
 }
 
 /// Until when a buy held at the edge until `turn_ms` waits for the budget.

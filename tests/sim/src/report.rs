@@ -316,19 +316,18 @@ impl Report {
                 solve_ms: crowd.solves.get(i).filter(|(n, _)| *n > 0).map(|(n, d)| d.as_secs_f64() * 1000.0 / *n as f64),
             });
         }
-        let share = |f: &dyn Fn(&PopulationRow) -> bool| {
-            let (w, u) = populations.iter().filter(|p| f(p)).fold((0u64, 0u64), |(w, u), p| (w + p.winners, u + p.uids));
-            if u == 0 { None } else { Some(w as f64 / u as f64) }
-        };
-        let bots = share(&|p| p.bot);
-        let honest = share(&|p| p.kind == "honest");
-        let humans = share(&|p| !p.bot);
+        // (winners, uids) of the populations `f` picks, and their win share per uid.
+        let totals = |f: &dyn Fn(&PopulationRow) -> bool| populations.iter().filter(|p| f(p)).fold((0u64, 0u64), |(w, u), p| (w + p.winners, u + p.uids));
+        let share = |(w, u): (u64, u64)| if u == 0 { None } else { Some(w as f64 / u as f64) };
+        let honest_totals = totals(&|p| p.kind == "honest");
+        let bots = share(totals(&|p| p.bot));
+        let honest = share(honest_totals);
+        let humans = share(totals(&|p| !p.bot));
         let bot_to_honest_ratio = bots.zip(honest).and_then(|(b, h)| ratio(b, h));
         let bot_to_human_ratio = bots.zip(humans).and_then(|(b, h)| ratio(b, h));
-        let honest_row = populations.iter().filter(|p| p.kind == "honest").fold((0u64, 0u64), |(w, u), p| (w + p.winners, u + p.uids));
         for p in &mut populations {
             p.to_honest = honest.and_then(|h| ratio(p.win_share_per_uid, h));
-            p.to_honest_z = excess_z((p.winners, p.uids), honest_row);
+            p.to_honest_z = excess_z((p.winners, p.uids), honest_totals);
         }
 
         // Latency per answer.
