@@ -425,6 +425,8 @@ impl Report {
             goal: "<= 1.00".into(),
             met: self.bot_to_honest_ratio.is_some_and(|r| r <= 1.0) || (self.bot_to_honest_ratio.is_none() && self.populations.iter().all(|p| !p.bot || p.winners == 0)),
         });
+        let judged = self.populations.iter().filter(|p| p.kind != "honest").count();
+        let bound = noise_z(judged);
         for p in self.populations.iter().filter(|p| p.kind != "honest") {
             v.push(TargetRow {
                 name: format!("{} / honest win share per uid", p.name),
@@ -432,8 +434,8 @@ impl Report {
                     Some(z) if r > 1.0 => format!("{r:.2} (z {z:.2})"),
                     _ => format!("{r:.2}"),
                 }),
-                goal: format!("<= 1.00, or above by noise only (z <= {NOISE_Z})"),
-                met: p.to_honest.map_or(p.winners == 0, |r| r <= 1.0 || p.to_honest_z.is_some_and(|z| z <= NOISE_Z)),
+                goal: format!("<= 1.00, or above by noise only (z <= {bound:.2}: 5 % over {judged} populations)"),
+                met: p.to_honest.map_or(p.winners == 0, |r| r <= 1.0 || p.to_honest_z.is_some_and(|z| z <= bound)),
             });
         }
         v.push(TargetRow { name: "cross-checks with the stack".into(), value: format!("{}/{}", self.checks.iter().filter(|c| c.ok).count(), self.checks.len()), goal: "all agree".into(), met: self.checks.iter().all(|c| c.ok) });
@@ -632,10 +634,36 @@ pub fn batches_summary(reports: &[Report]) -> String {
     format!("\nThe sale, batch by batch (each batch's units on sale from its start only)\n{t}")
 }
 
-/// A population's win share per uid above the honest shoppers' by no more than this many standard
-/// errors is within sampling noise (one-sided, 95 %): a crowd that wins exactly like honest
-/// shoppers measures above them in half of all runs, by about one standard error.
-pub const NOISE_Z: f64 = 1.645;
+/// The chance a run may call a fair population unfair: 5 %. A population that wins exactly like
+/// honest shoppers measures above them in half of all runs, by about one standard error, so "above
+/// 1.00" alone would fail half of all fair runs.
+pub const NOISE_LEVEL: f64 = 0.05;
+
+/// How many standard errors above the honest shoppers' a population's win share per uid may be and
+/// still be sampling noise, when `judged` populations are judged at once. Each is judged at
+/// `NOISE_LEVEL / judged` (Bonferroni, one-sided), so that a run in which every population wins
+/// exactly like honest shoppers calls one of them unfair in at most 5 % of runs, however many
+/// there are: 1.645 for one population, 2.128 for the demo's three. (Judging three at 1.645 each
+/// calls a fair crowd unfair in up to 14 % of runs.)
+pub fn noise_z(judged: usize) -> f64 {
+    let tail = NOISE_LEVEL / judged.max(1) as f64;
+    // The normal upper tail falls from 0.5 at z = 0 to nothing: halve [0, 10] until it is exact.
+    let (mut below, mut above) = (0.0_f64, 10.0_f64);
+    for _ in 0..64 {
+        let mid = (below + above) / 2.0;
+        if upper_tail(mid) > tail {
+            below = mid;
+        } else {
+            above = mid;
+        }
+    }
+    above
+}
+
+/// P(Z > z) for a standard normal Z.
+fn upper_tail(z: f64) -> f64 {
+    0.5 * libm::erfc(z / std::f64::consts::SQRT_2)
+}
 
 /// How many standard errors the win share per uid of `(winners, uids)` is above the honest
 /// shoppers' `(winners, uids)`: the two-proportion z statistic with the pooled share (negative:
@@ -660,9 +688,21 @@ mod excess_tests {
         // The first fairness runs of issue 12: the impatient won 167 of 1,140 uids, honest 330 of 3,600.
         assert!(excess_z((167, 1140), (330, 3600)).is_some_and(|z| z > 4.0));
         // After the fix: 122 of 1,140 against 379 of 3,600 (1.02x) is noise.
-        assert!(excess_z((122, 1140), (379, 3600)).is_some_and(|z| z < NOISE_Z));
+        assert!(excess_z((122, 1140), (379, 3600)).is_some_and(|z| z < noise_z(1)));
         assert!(excess_z((0, 100), (0, 300)).is_none(), "no variance");
         assert!(excess_z((1, 0), (3, 300)).is_none());
         assert!(excess_z((1, 100), (30, 300)).is_some_and(|z| z < 0.0));
+    }
+
+    #[test]
+    fn the_noise_bound_is_the_normal_quantile_at_five_percent_over_the_populations_judged() {
+        for (judged, z) in [(1, 1.6449), (2, 1.9600), (3, 2.1280), (0, 1.6449)] {
+            assert!((noise_z(judged) - z).abs() < 1e-3, "{judged} judged: {} against {z}", noise_z(judged));
+        }
+        // The fresh-clone demo of stop 19: 12 of 70 scripted uids won against the honest shoppers
+        // 376 of 3,600 (1.64x, z 1.81): beyond one population's bound, within three's. Pooled with
+        // three more runs the scripted bots measured 0.80x.
+        let z = excess_z((12, 70), (376, 3600)).unwrap_or(0.0);
+        assert!(z > noise_z(1) && z < noise_z(3), "z {z}");
     }
 }

@@ -7,13 +7,14 @@
 //! are printed; the assertion is on the pooled figures, since a population of a few dozen uids
 //! wins a handful of units per run. A population that wins exactly like honest shoppers measures
 //! above them in about half of all runs, so the assertion is that no population's share is above
-//! the honest one by more than sampling noise (`report::excess_z` ≤ `NOISE_Z`, one-sided 95 %);
+//! the honest one by more than sampling noise (`report::excess_z` ≤ `report::noise_z` of the
+//! populations judged: one-sided 5 % for them all together, 2.13 for the three bot populations);
 //! before the fix of issue 12 the impatient clickers measured 1.60x here, z = 4.6. Run with
 //! `cargo test --release -p seckill-sim --test fairness -- --nocapture`.
 
 use seckill_sim::crowd::Mode;
 use seckill_sim::harness::{OriginKind, Stack};
-use seckill_sim::report::{excess_z, NOISE_Z};
+use seckill_sim::report::{excess_z, noise_z};
 use seckill_sim::scenario::Scenario;
 use seckill_sim::{simulate, Addresses, Options, Secrets};
 
@@ -109,10 +110,12 @@ async fn no_population_wins_more_per_uid_than_honest_shoppers() {
     let honest = pooled.iter().find(|p| p.0 == "honest").map(|p| (p.1, p.2)).expect("honest population");
     assert!(honest.0 > 0, "honest shoppers won nothing: {pooled:?}");
     let honest_share = honest.0 as f64 / honest.1 as f64;
-    for (name, winners, uids) in &pooled {
+    let bound = noise_z(pooled.len() - 1);
+    println!("pooled over {RUNS} runs: honest {}/{}", honest.0, honest.1);
+    for (name, winners, uids) in pooled.iter().filter(|p| p.0 != "honest") {
         let ratio = *winners as f64 / (*uids).max(1) as f64 / honest_share;
         let z = excess_z((*winners, *uids), honest).unwrap_or(0.0);
         println!("pooled over {RUNS} runs: {name} {winners}/{uids} = {ratio:.2}x the honest win share per uid (z {z:.2})");
-        assert!(ratio <= 1.0 || z <= NOISE_Z, "{name} won {ratio:.2}x the honest shoppers' share per uid, {z:.2} standard errors above: {pooled:?}");
+        assert!(ratio <= 1.0 || z <= bound, "{name} won {ratio:.2}x the honest shoppers' share per uid, {z:.2} standard errors above (noise: up to {bound:.2}): {pooled:?}");
     }
 }
