@@ -387,8 +387,9 @@ fn envoy_validates_the_stack_config_and_refuses_a_bad_filter_config() {
     validate(&bin, &bench.yaml, &dir, "bench.yaml").unwrap_or_else(|out| panic!("envoy/bench.yaml.tmpl must validate:\n{out}"));
 }
 
-/// The edge benchmark's yardstick: the reference filter (`edge-filter/reference`) loads in each of
-/// its modes and answers a buy as the bench expects — `refuse_calls` with the seckill filter's
+/// The edge benchmark's yardsticks: the reference filter (`edge-filter/reference`) and the native
+/// reference module (`edge-filter/reference-native`) load in each of their modes and answer a buy
+/// as the bench expects — `refuse_calls` with the seckill filter's
 /// throttled reply, the other modes by letting it through to the listener's direct response.
 #[test]
 fn the_benchmark_reference_filter_answers_in_each_mode() {
@@ -396,8 +397,7 @@ fn the_benchmark_reference_filter_answers_in_each_mode() {
     let feed = rt.block_on(FeedServer::start()).expect("feed");
     let config = seckill_stack::envoy_proc::dev_filter_config(demo::TICKET_SECRET, demo::EDGE_KEY, &[]);
     let envoy = BenchEnvoy::start(&envoy_bin().expect("envoy"), &filter_wasm().expect("wasm"), &config, feed.addr, "reference").expect("bench envoy");
-    for mode in bench_envoy::REFERENCE_MODES {
-        let addr = envoy.reference(mode).expect("a listener per mode");
+    let answers_as_the_bench_expects = |mode: &str, addr: std::net::SocketAddr| {
         let r = http(addr, "POST", &format!("/api/sales/{}/orders", bench_envoy::SKU), &[("authorization", &ticket("ref1"))], "").expect("answer");
         if mode == "refuse_calls" {
             expect(&r, 429, "throttled", "edge");
@@ -405,8 +405,16 @@ fn the_benchmark_reference_filter_answers_in_each_mode() {
         } else {
             assert_eq!((r.status, r.outcome().as_str()), (200, "passed"), "mode {mode}: {r:?}");
         }
+    };
+    for mode in bench_envoy::REFERENCE_MODES {
+        answers_as_the_bench_expects(mode, envoy.reference(mode).expect("a listener per mode"));
     }
     assert!(envoy.reference("no_such_mode").is_none());
+    // The native reference module (built by `cargo xtask build`) loads into the same Envoy.
+    assert_eq!(envoy.native_references.len(), bench_envoy::NATIVE_REFERENCE_MODES.len(), "is edge-filter/reference-native built? (cargo xtask build)");
+    for mode in bench_envoy::NATIVE_REFERENCE_MODES {
+        answers_as_the_bench_expects(mode, envoy.native_reference(mode).expect("a listener per native mode"));
+    }
 }
 
 /// The memory bound, CI-sized: 4,096 buckets × 16 slots hold 65,536 (uid, sku) pairs; 200,000

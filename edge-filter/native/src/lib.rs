@@ -24,4 +24,6 @@ mod host;
 #[cfg(feature = "envoy")]
 mod store;
 #[cfg(feature = "envoy")]
+mod unused_hooks;
+#[cfg(feature = "envoy")]
 mod version;

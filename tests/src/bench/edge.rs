@@ -9,8 +9,11 @@
 //!    the host calls our filter makes to pass a fresh uid, or to refuse a repeat, without its
 //!    logic. The last two are the floor of our filter's two paths on this Envoy and machine; the
 //!    bench prints our filter's rate over each, round by round. The variants alternate in rounds
-//!    (order rotated each round) so drift on this shared 2-core machine hits them alike; each ratio is taken against the no-filter figure
-//!    of the same round, and the median over rounds is reported. Requests are pre-built (tickets
+//!    (order rotated each round), one second each, and every reading of a variant sits between two
+//!    no-filter readings: its ratio is taken against their mean, since this shared 2-core
+//!    machine's speed drifts by tens of percent within a minute (a round of 3 s readings took
+//!    42 s, and its single no-filter reading was no yardstick for the others). The median over
+//!    rounds is reported; "X over Y" figures are medians of the per-round ratio of ratios. Requests are pre-built (tickets
 //!    pre-minted) and the load generator runs on one thread, so it takes as little CPU as it can.
 //! 2. **Memory**: 1,000,000 distinct uids through the filter with its default configuration (a
 //!    fresh Envoy), Envoy's `VmRSS` and admin `/memory` before, half-way and after, against the
@@ -34,9 +37,9 @@ use crate::bench::load::{self, LoadReport, Source};
 /// Connections of the load generator.
 pub const CONNECTIONS: usize = 32;
 /// Seconds per variant per round.
-pub const SECONDS: u64 = 3;
-/// Rounds (each runs every variant once).
-pub const ROUNDS: usize = 4;
+pub const SECONDS: u64 = 1;
+/// Rounds (each runs every variant once, each between two no-filter readings).
+pub const ROUNDS: usize = 8;
 /// Distinct uids cycled by the "repeat" variants (each already passed once, so every measured
 /// request is refused: 429).
 pub const REPEAT_UIDS: usize = 1_000;
@@ -86,10 +89,13 @@ enum Variant {
     ReferenceRead,
     ReferencePass,
     ReferenceRefuse,
+    NativeReferenceNoop,
+    NativeReferencePass,
+    NativeReferenceRefuse,
 }
 
 impl Variant {
-    const ALL: [Variant; 11] = [
+    const ALL: [Variant; 14] = [
         Variant::Plain,
         Variant::NativeFresh,
         Variant::NativeRepeat,
@@ -101,6 +107,9 @@ impl Variant {
         Variant::ReferenceRead,
         Variant::ReferencePass,
         Variant::ReferenceRefuse,
+        Variant::NativeReferenceNoop,
+        Variant::NativeReferencePass,
+        Variant::NativeReferenceRefuse,
     ];
 
     fn key(self) -> &'static str {
@@ -116,6 +125,9 @@ impl Variant {
             Variant::ReferenceRead => "reference_filter_reads_authorization",
             Variant::ReferencePass => "reference_filter_host_calls_of_a_pass",
             Variant::ReferenceRefuse => "reference_filter_host_calls_of_a_refusal",
+            Variant::NativeReferenceNoop => "native_reference_module_does_nothing",
+            Variant::NativeReferencePass => "native_reference_module_abi_calls_of_a_pass",
+            Variant::NativeReferenceRefuse => "native_reference_module_abi_calls_of_a_refusal",
         }
     }
 
@@ -132,6 +144,9 @@ impl Variant {
             Variant::ReferenceRead => "reference filter: reads Authorization, sets one header",
             Variant::ReferencePass => "reference filter: the host calls of a pass, no logic",
             Variant::ReferenceRefuse => "reference filter: the host calls of a refusal (429)",
+            Variant::NativeReferenceNoop => "native reference module: does nothing",
+            Variant::NativeReferencePass => "native reference module: the ABI calls of a pass, no logic",
+            Variant::NativeReferenceRefuse => "native reference module: the ABI calls of a refusal (429)",
         }
     }
 
@@ -142,15 +157,25 @@ impl Variant {
             Variant::ReferenceRead => Some("read_authorization"),
             Variant::ReferencePass => Some("pass_calls"),
             Variant::ReferenceRefuse => Some("refuse_calls"),
-            Variant::Plain | Variant::NativeFresh | Variant::NativeRepeat | Variant::FilterFresh | Variant::FilterRepeat | Variant::ModuleFresh | Variant::ModuleRepeat => None,
+            _ => None,
+        }
+    }
+
+    /// The native reference module's mode (one of `NATIVE_REFERENCE_MODES`) for its variants.
+    fn native_reference_mode(self) -> Option<&'static str> {
+        match self {
+            Variant::NativeReferenceNoop => Some("noop"),
+            Variant::NativeReferencePass => Some("pass_calls"),
+            Variant::NativeReferenceRefuse => Some("refuse_calls"),
+            _ => None,
         }
     }
 
     /// The status every measured answer must have.
     fn expected(self) -> u16 {
         match self {
-            Variant::Plain | Variant::NativeFresh | Variant::FilterFresh | Variant::ModuleFresh | Variant::ReferenceSet | Variant::ReferenceRead | Variant::ReferencePass => 200,
-            Variant::NativeRepeat | Variant::FilterRepeat | Variant::ModuleRepeat | Variant::ReferenceRefuse => 429,
+            Variant::Plain | Variant::NativeFresh | Variant::FilterFresh | Variant::ModuleFresh | Variant::ReferenceSet | Variant::ReferenceRead | Variant::ReferencePass | Variant::NativeReferenceNoop | Variant::NativeReferencePass => 200,
+            Variant::NativeRepeat | Variant::FilterRepeat | Variant::ModuleRepeat | Variant::ReferenceRefuse | Variant::NativeReferenceRefuse => 429,
         }
     }
 }
@@ -162,6 +187,33 @@ fn median(v: &mut [f64]) -> f64 {
         n if n % 2 == 1 => v[n / 2],
         n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
     }
+}
+
+/// One reading of variant `v`: requests per second over [`SECONDS`], every answer checked.
+async fn measure(envoy: &BenchEnvoy, module: SocketAddr, v: Variant, repeats: &Arc<Vec<Bytes>>, fresh_from: u64, batch: u64) -> anyhow::Result<f64> {
+    let (addr, source) = match v {
+        Variant::Plain => (envoy.plain, cycle(repeats.clone())),
+        Variant::NativeRepeat => (envoy.native, cycle(repeats.clone())),
+        Variant::FilterRepeat => (envoy.filter, cycle(repeats.clone())),
+        Variant::ModuleRepeat => (module, cycle(repeats.clone())),
+        Variant::ReferenceSet | Variant::ReferenceRead | Variant::ReferencePass | Variant::ReferenceRefuse | Variant::NativeReferenceNoop | Variant::NativeReferencePass | Variant::NativeReferenceRefuse => {
+            let listener = v.reference_mode().and_then(|mode| envoy.reference(mode)).or_else(|| v.native_reference_mode().and_then(|mode| envoy.native_reference(mode)));
+            (listener.ok_or_else(|| anyhow::anyhow!("no reference listener for {} (is edge-filter/reference-native built? cargo xtask build)", v.label()))?, cycle(repeats.clone()))
+        }
+        Variant::NativeFresh | Variant::FilterFresh | Variant::ModuleFresh => {
+            // Minted before the clock starts; uids never seen by any listener.
+            let (prefix, addr) = match v {
+                Variant::NativeFresh => ("n", envoy.native),
+                Variant::FilterFresh => ("f", envoy.filter),
+                _ => ("m", module),
+            };
+            (addr, once(mint(prefix, fresh_from, batch)))
+        }
+    };
+    let r = drive(addr, CONNECTIONS, Duration::from_secs(SECONDS), source).await;
+    let wrong = r.answered - r.status(v.expected());
+    anyhow::ensure!(wrong == 0 && r.errors == 0, "{}: {wrong} answers other than {} and {} errors: {:?}", v.label(), v.expected(), r.errors, r.statuses);
+    Ok(r.per_second())
 }
 
 /// The throughput part. Returns the JSON for `edge.json`.
@@ -177,7 +229,7 @@ pub async fn throughput() -> anyhow::Result<serde_json::Value> {
     let envoy = BenchEnvoy::start(&bin, &wasm, &config, feed.addr, "bench-edge").map_err(anyhow::Error::msg)?;
     anyhow::ensure!(envoy.wait_for_feed(Duration::from_secs(20)), "the filter never loaded the bench feed; see {}", envoy.dir.display());
     let module = envoy.module.ok_or_else(|| anyhow::anyhow!("the bench Envoy has no native module listener"))?;
-    println!("edge benchmark: one Envoy (2 workers), {CONNECTIONS} keep-alive connections, {SECONDS} s per variant, {ROUNDS} rounds, variants alternate");
+    println!("edge benchmark: one Envoy (2 workers), {CONNECTIONS} keep-alive connections, {SECONDS} s per variant, {ROUNDS} rounds, variants alternate, each between two no-filter readings");
 
     // The repeat variants' uids pass once first, so every measured request of theirs is refused.
     let repeats = mint("r", 0, REPEAT_UIDS as u64);
@@ -194,45 +246,30 @@ pub async fn throughput() -> anyhow::Result<serde_json::Value> {
     let mut rates: BTreeMap<Variant, Vec<f64>> = BTreeMap::new();
     let mut ratios: BTreeMap<Variant, Vec<f64>> = BTreeMap::new();
     let mut fresh_from = 0u64;
+    // `SECKILL_BENCH_ONLY=key,key`: only these variants (and no filter), e.g. to profile one path.
+    let only = std::env::var("SECKILL_BENCH_ONLY").ok();
+    let mut plain_before = measure(&envoy, module, Variant::Plain, &repeats, fresh_from, batch).await?;
     for round in 0..ROUNDS {
-        let mut order = Variant::ALL.to_vec();
+        let mut order: Vec<Variant> = Variant::ALL.into_iter().filter(|v| *v != Variant::Plain && only.as_ref().is_none_or(|o| o.split(',').any(|k| k == v.key()))).collect();
         let n = order.len();
         order.rotate_left(round % n);
         let mut this_round: BTreeMap<Variant, f64> = BTreeMap::new();
         for v in order {
-            let (addr, source) = match v {
-                Variant::Plain => (envoy.plain, cycle(repeats.clone())),
-                Variant::NativeRepeat => (envoy.native, cycle(repeats.clone())),
-                Variant::FilterRepeat => (envoy.filter, cycle(repeats.clone())),
-                Variant::ModuleRepeat => (module, cycle(repeats.clone())),
-                Variant::ReferenceSet | Variant::ReferenceRead | Variant::ReferencePass | Variant::ReferenceRefuse => {
-                    let listener = v.reference_mode().and_then(|mode| envoy.reference(mode));
-                    (listener.ok_or_else(|| anyhow::anyhow!("no reference listener for {}", v.label()))?, cycle(repeats.clone()))
-                }
-                Variant::NativeFresh | Variant::FilterFresh | Variant::ModuleFresh => {
-                    // Minted before the clock starts; uids never seen by any listener.
-                    let (prefix, addr) = match v {
-                        Variant::NativeFresh => ("n", envoy.native),
-                        Variant::FilterFresh => ("f", envoy.filter),
-                        _ => ("m", module),
-                    };
-                    (addr, once(mint(prefix, fresh_from, batch)))
-                }
-            };
-            let r = drive(addr, CONNECTIONS, Duration::from_secs(SECONDS), source).await;
-            let wrong = r.answered - r.status(v.expected());
-            anyhow::ensure!(wrong == 0 && r.errors == 0, "{}: {wrong} answers other than {} and {} errors: {:?}", v.label(), v.expected(), r.errors, r.statuses);
-            this_round.insert(v, r.per_second());
+            // Each variant between two no-filter readings: this shared machine's speed drifts by
+            // tens of percent within a minute, so a variant is compared with the seconds around it.
+            let rate = measure(&envoy, module, v, &repeats, fresh_from, batch).await?;
+            let plain_after = measure(&envoy, module, Variant::Plain, &repeats, fresh_from, batch).await?;
+            rates.entry(Variant::Plain).or_default().push(plain_after);
+            ratios.entry(v).or_default().push(rate / ((plain_before + plain_after) / 2.0).max(1e-9));
+            rates.entry(v).or_default().push(rate);
+            this_round.insert(v, rate);
+            plain_before = plain_after;
         }
         fresh_from += batch;
-        let plain = this_round.get(&Variant::Plain).copied().unwrap_or(0.0);
-        for (v, rate) in &this_round {
-            rates.entry(*v).or_default().push(*rate);
-            ratios.entry(*v).or_default().push(rate / plain.max(1e-9));
-        }
-        let line: Vec<String> = Variant::ALL.iter().map(|v| format!("{:.0}", this_round.get(v).copied().unwrap_or(0.0))).collect();
-        println!("  round {}: req/s {}", round + 1, line.join(" / "));
+        let line: Vec<String> = Variant::ALL.iter().filter(|v| **v != Variant::Plain).map(|v| format!("{:.0}", this_round.get(v).copied().unwrap_or(0.0))).collect();
+        println!("  round {}: req/s {} (no filter between them: {:.0} on the last)", round + 1, line.join(" / "), plain_before);
     }
+    ratios.insert(Variant::Plain, vec![1.0]);
 
     // The filter hands its counts to Envoy on each worker's tick (100 ms).
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -249,7 +286,7 @@ pub async fn throughput() -> anyhow::Result<serde_json::Value> {
     for v in Variant::ALL {
         let mut r = rates.get(&v).cloned().unwrap_or_default();
         let mut q = ratios.get(&v).cloned().unwrap_or_default();
-        let rounds: Vec<String> = r.iter().map(|x| format!("{x:.0}")).collect();
+        let rounds: Vec<String> = if v == Variant::Plain { vec![format!("{} readings, {:.0}..{:.0}", r.len(), r.iter().copied().fold(f64::INFINITY, f64::min), r.iter().copied().fold(0.0, f64::max))] } else { r.iter().map(|x| format!("{x:.0}")).collect() };
         let (rate, ratio) = (median(&mut r), median(&mut q));
         let target = match v {
             Variant::FilterFresh | Variant::FilterRepeat => if ratio >= 0.70 { "  (target >= 0.70: met)" } else { "  (target >= 0.70: MISSED)" },
@@ -261,13 +298,15 @@ pub async fn throughput() -> anyhow::Result<serde_json::Value> {
     }
     // The seckill filter against the reference making the same host calls, round by round.
     let against = |v: Variant, floor: Variant| -> f64 {
-        let (ours, floor) = (rates.get(&v).cloned().unwrap_or_default(), rates.get(&floor).cloned().unwrap_or_default());
+        let (ours, floor) = (ratios.get(&v).cloned().unwrap_or_default(), ratios.get(&floor).cloned().unwrap_or_default());
         median(&mut ours.iter().zip(&floor).map(|(o, f)| o / f.max(1e-9)).collect::<Vec<f64>>())
     };
     let (fresh_vs_floor, repeats_vs_floor) = (against(Variant::FilterFresh, Variant::ReferencePass), against(Variant::FilterRepeat, Variant::ReferenceRefuse));
     println!("  seckill filter / reference filter making the same host calls (same rounds): fresh uids {fresh_vs_floor:.2}, throttled repeats {repeats_vs_floor:.2}");
     let (module_vs_wasm_fresh, module_vs_wasm_repeats) = (against(Variant::ModuleFresh, Variant::FilterFresh), against(Variant::ModuleRepeat, Variant::FilterRepeat));
     let module_vs_limiter = against(Variant::ModuleRepeat, Variant::NativeRepeat);
+    let (module_vs_floor_fresh, module_vs_floor_repeats) = (against(Variant::ModuleFresh, Variant::NativeReferencePass), against(Variant::ModuleRepeat, Variant::NativeReferenceRefuse));
+    println!("  native module / native reference module making the same ABI calls (same rounds): fresh uids {module_vs_floor_fresh:.2}, throttled repeats {module_vs_floor_repeats:.2}");
     println!(
         "  native module / proxy-wasm build (same rounds): fresh uids {module_vs_wasm_fresh:.2}, repeats {module_vs_wasm_repeats:.2}; native module repeats / local_ratelimit repeats {module_vs_limiter:.2}{}",
         if module_vs_limiter > 1.0 { " (target > 1: met)" } else { " (target > 1: MISSED)" }
@@ -281,6 +320,7 @@ pub async fn throughput() -> anyhow::Result<serde_json::Value> {
         "seckill_filter_vs_reference_same_host_calls": {"fresh_uids": fresh_vs_floor, "throttled_repeats": repeats_vs_floor},
         "native_module_vs_proxy_wasm": {"fresh_uids": module_vs_wasm_fresh, "throttled_repeats": module_vs_wasm_repeats},
         "native_module_repeats_vs_local_ratelimit_repeats": module_vs_limiter,
+        "native_module_vs_native_reference_same_abi_calls": {"fresh_uids": module_vs_floor_fresh, "throttled_repeats": module_vs_floor_repeats},
         "filter_counters": {"passed": passed, "throttled": throttled, "local_refusals": local, "host_errors": host_errors, "cas_exhausted": cas_exhausted},
     }))
 }

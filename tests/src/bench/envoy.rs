@@ -98,6 +98,9 @@ pub struct BenchEnvoy {
     pub module: Option<SocketAddr>,
     /// The reference filter, one listener per mode, in the order of [`REFERENCE_MODES`].
     pub references: Vec<SocketAddr>,
+    /// The native reference module, one listener per mode of [`NATIVE_REFERENCE_MODES`] (none
+    /// when that module is not built).
+    pub native_references: Vec<SocketAddr>,
     pub admin: SocketAddr,
     pub dir: PathBuf,
 }
@@ -109,6 +112,7 @@ pub struct BenchConfig {
     pub filter: SocketAddr,
     pub module: Option<SocketAddr>,
     pub references: Vec<SocketAddr>,
+    pub native_references: Vec<SocketAddr>,
     pub admin: SocketAddr,
     pub yaml: String,
 }
@@ -118,8 +122,26 @@ pub const REFERENCE_MODES: [&str; 4] = ["set_header", "read_authorization", "pas
 
 const MODULE_BEGIN: &str = "  # native module listener begin\n";
 const MODULE_END: &str = "  # native module listener end\n";
+/// The native reference module's modes (its filter configuration), one bench listener each.
+pub const NATIVE_REFERENCE_MODES: [&str; 3] = ["noop", "pass_calls", "refuse_calls"];
+
 const REFERENCE_BEGIN: &str = "  # reference listener begin\n";
 const REFERENCE_END: &str = "  # reference listener end\n";
+const NATIVE_REFERENCE_BEGIN: &str = "  # native reference listener begin\n";
+const NATIVE_REFERENCE_END: &str = "  # native reference listener end\n";
+
+/// Replace the block between `begin` and `end` of `yaml` by one copy per mode (none when
+/// `modes` is empty), each on a free port with `{{REFERENCE_MODE}}` / `{{REFERENCE_PORT}}` filled
+/// in and then passed through `fill`; returns the new yaml and the ports in the order of `modes`.
+fn repeat_block(yaml: &str, (begin, end): (&str, &str), modes: &[&str], fill: impl Fn(String, &str) -> String) -> Result<(String, Vec<SocketAddr>), String> {
+    let (Some(b), Some(e)) = (yaml.find(begin), yaml.find(end)) else {
+        return Err(format!("envoy/bench.yaml.tmpl has no `{}` / `{}` block", begin.trim(), end.trim()));
+    };
+    let block = yaml.get(b + begin.len()..e).unwrap_or_default();
+    let addrs: Vec<SocketAddr> = modes.iter().map(|_| loopback(free_port())).collect();
+    let listeners: String = modes.iter().zip(&addrs).map(|(mode, addr)| fill(block.replace("{{REFERENCE_MODE}}", mode).replace("{{REFERENCE_PORT}}", &addr.port().to_string()), mode)).collect();
+    Ok((format!("{}{listeners}{}", &yaml[..b], &yaml[e + end.len()..]), addrs))
+}
 
 fn loopback(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
@@ -152,19 +174,14 @@ pub fn render(wasm: &Path, filter_config: &str, feed: SocketAddr) -> Result<Benc
         .replace("{{FEED_HOST}}", &feed.ip().to_string())
         .replace("{{FEED_PORT}}", &feed.port().to_string())
         .replace("{{REFERENCE_WASM}}", &paths::reference_wasm().display().to_string());
-    // The reference listener block, once per mode.
-    let (Some(begin), Some(end)) = (yaml.find(REFERENCE_BEGIN), yaml.find(REFERENCE_END)) else {
-        return Err(format!("{} has no `reference listener begin` / `end` block", path.display()));
-    };
-    let block = yaml.get(begin + REFERENCE_BEGIN.len()..end).unwrap_or_default();
-    let references: Vec<SocketAddr> = REFERENCE_MODES.iter().map(|_| loopback(free_port())).collect();
-    let listeners: String = REFERENCE_MODES
-        .iter()
-        .zip(&references)
-        .map(|(mode, addr)| block.replace("{{REFERENCE_MODE}}", mode).replace("{{REFERENCE_PORT}}", &addr.port().to_string()))
-        .collect();
-    let yaml = format!("{}{listeners}{}", &yaml[..begin], &yaml[end + REFERENCE_END.len()..]);
-    Ok(BenchConfig { plain: loopback(plain), native: loopback(native), filter: loopback(filter), module, references, admin: loopback(admin), yaml })
+    // The reference listener blocks, once per mode (the native one only when its module is built).
+    let (yaml, references) = repeat_block(&yaml, (REFERENCE_BEGIN, REFERENCE_END), &REFERENCE_MODES, |block, _| block)?;
+    let reference_native = paths::reference_native();
+    let native_modes: &[&str] = if reference_native.is_file() { &NATIVE_REFERENCE_MODES } else { &[] };
+    let (yaml, native_references) = repeat_block(&yaml, (NATIVE_REFERENCE_BEGIN, NATIVE_REFERENCE_END), native_modes, |block, mode| {
+        place(&block, "{{NATIVE_REFERENCE_FILTER}}", &EdgeBuild::Native.filter_entry(&reference_native, mode))
+    })?;
+    Ok(BenchConfig { plain: loopback(plain), native: loopback(native), filter: loopback(filter), module, references, native_references, admin: loopback(admin), yaml })
 }
 
 impl BenchEnvoy {
@@ -176,17 +193,23 @@ impl BenchEnvoy {
         let yaml = dir.join("bench.yaml");
         std::fs::write(&yaml, &cfg.yaml).map_err(|e| format!("cannot write {}: {e}", yaml.display()))?;
         let envoy = EnvoyProc::start_config(envoy_bin, &yaml, cfg.filter, cfg.admin, &dir.join("envoy.log"), 2)?;
-        for addr in [cfg.plain, cfg.native].iter().chain(&cfg.module).chain(&cfg.references) {
+        for addr in [cfg.plain, cfg.native].iter().chain(&cfg.module).chain(&cfg.references).chain(&cfg.native_references) {
             if !seckill_stack::net::wait_for_port(*addr, Duration::from_secs(10)) {
                 return Err(format!("bench listener {addr} did not open; see {}", dir.join("envoy.log").display()));
             }
         }
-        Ok(BenchEnvoy { envoy, plain: cfg.plain, native: cfg.native, filter: cfg.filter, module: cfg.module, references: cfg.references, admin: cfg.admin, dir })
+        Ok(BenchEnvoy { envoy, plain: cfg.plain, native: cfg.native, filter: cfg.filter, module: cfg.module, references: cfg.references, native_references: cfg.native_references, admin: cfg.admin, dir })
     }
 
     /// The listener of the reference filter in `mode` (one of [`REFERENCE_MODES`]).
     pub fn reference(&self, mode: &str) -> Option<SocketAddr> {
         REFERENCE_MODES.iter().position(|m| *m == mode).and_then(|i| self.references.get(i)).copied()
+    }
+
+    /// The listener of the native reference module in `mode` (one of [`NATIVE_REFERENCE_MODES`]),
+    /// when that module is built.
+    pub fn native_reference(&self, mode: &str) -> Option<SocketAddr> {
+        NATIVE_REFERENCE_MODES.iter().position(|m| *m == mode).and_then(|i| self.native_references.get(i)).copied()
     }
 
     /// Wait until the filter has the feed (the sale status is answered at the edge).

@@ -88,6 +88,12 @@ pub fn native_module() -> PathBuf {
     target_dir().join("release/libseckill_edge_native.so")
 }
 
+/// The edge benchmark's native reference module (`edge-filter/reference-native`, built by
+/// `cargo xtask build`).
+pub fn reference_native() -> PathBuf {
+    target_dir().join("release/libseckill_reference_native.so")
+}
+
 /// The edge benchmark's reference filter (`edge-filter/reference`, built by `cargo xtask build`).
 pub fn reference_wasm() -> PathBuf {
     target_dir().join("wasm32-wasip1/wasm/seckill_reference_filter.wasm")
