@@ -60,7 +60,7 @@ enum Cmd {
         args: Vec<String>,
     },
     /// Run benchmarks: origin, edge, e2e, or all (also edge-throughput, edge-memory,
-    /// edge-memory-10m, edge-challenge, cluster). Results also go to target/bench/.
+    /// edge-memory-10m, edge-stack, edge-challenge, cluster). Results also go to target/bench/.
     Bench {
         #[arg(default_value = "all")]
         what: String,

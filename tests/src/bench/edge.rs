@@ -64,15 +64,15 @@ pub async fn drive(addr: SocketAddr, connections: usize, limit: Duration, source
     .unwrap_or_default()
 }
 
-fn cycle(reqs: Arc<Vec<Bytes>>) -> Source {
+pub(crate) fn cycle(reqs: Arc<Vec<Bytes>>) -> Source {
     Arc::new(move |n| reqs.get((n as usize) % reqs.len().max(1)).cloned())
 }
 
-fn once(reqs: Arc<Vec<Bytes>>) -> Source {
+pub(crate) fn once(reqs: Arc<Vec<Bytes>>) -> Source {
     Arc::new(move |n| reqs.get(n as usize).cloned())
 }
 
-fn mint(prefix: &str, from: u64, count: u64) -> Arc<Vec<Bytes>> {
+pub(crate) fn mint(prefix: &str, from: u64, count: u64) -> Arc<Vec<Bytes>> {
     Arc::new((from..from + count).map(|i| buy_request(&format!("{prefix}{i}"))).collect())
 }
 
@@ -180,7 +180,7 @@ impl Variant {
     }
 }
 
-fn median(v: &mut [f64]) -> f64 {
+pub(crate) fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     match v.len() {
         0 => 0.0,

@@ -11,7 +11,9 @@
 //!   and the challenge's check at the edge against the ticket check, and its solve times
 //!   (`seckill_tests::bench::challenge`; `edge-challenge` runs that part alone).
 //!   `edge-throughput` and `edge-memory` run one part; `edge-memory-10m` runs the memory part with
-//!   10,000,000 uids and a reading every million (`target/bench/edge-memory-10m.json`).
+//!   10,000,000 uids and a reading every million (`target/bench/edge-memory-10m.json`);
+//!   `edge-stack` compares each build with no filter on the stack's own Envoy config
+//!   (`seckill_tests::bench::edge_stack`, `target/bench/edge-stack.json`).
 //! - `cluster`: commits/s of a 1,000-sku sale on a standalone Redis, the 3-master cluster, and the
 //!   cluster with the failover-safe `won` rule (`WAIT 1 150`), and one hot sku's commit rate
 //!   (`seckill_tests::bench::cluster`, `target/bench/cluster.json`).
@@ -219,6 +221,7 @@ async fn main() -> std::process::ExitCode {
         "edge-throughput" => bench_edge(true, false).await,
         "edge-memory" => bench_edge(false, true).await,
         "edge-memory-10m" => bench_edge_memory_10m().await,
+        "edge-stack" => seckill_tests::bench::edge_stack::run().await.map(|r| write_result("edge-stack", &r)),
         "edge-challenge" => match tokio::task::spawn_blocking(seckill_tests::bench::challenge::run).await {
             Ok(r) => {
                 write_result("edge-challenge", &r);
@@ -236,7 +239,7 @@ async fn main() -> std::process::ExitCode {
             eprintln!("the crowd simulator is not built yet (issue: flash-sale simulator)");
             Ok(())
         }
-        other => Err(anyhow::anyhow!("unknown benchmark `{other}`: expected origin, edge, edge-throughput, edge-memory, edge-memory-10m, edge-challenge, cluster, soak or all")),
+        other => Err(anyhow::anyhow!("unknown benchmark `{other}`: expected origin, edge, edge-throughput, edge-memory, edge-memory-10m, edge-stack, edge-challenge, cluster, soak or all")),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
