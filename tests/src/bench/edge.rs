@@ -285,6 +285,9 @@ pub async fn throughput() -> anyhow::Result<serde_json::Value> {
     let mut out = serde_json::Map::new();
     for v in Variant::ALL {
         let mut r = rates.get(&v).cloned().unwrap_or_default();
+        if r.is_empty() {
+            continue; // left out by SECKILL_BENCH_ONLY
+        }
         let mut q = ratios.get(&v).cloned().unwrap_or_default();
         let rounds: Vec<String> = if v == Variant::Plain { vec![format!("{} readings, {:.0}..{:.0}", r.len(), r.iter().copied().fold(f64::INFINITY, f64::min), r.iter().copied().fold(0.0, f64::max))] } else { r.iter().map(|x| format!("{x:.0}")).collect() };
         let (rate, ratio) = (median(&mut r), median(&mut q));

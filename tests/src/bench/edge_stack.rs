@@ -32,7 +32,7 @@ use seckill_stack::net::free_port;
 use seckill_stack::paths;
 
 use crate::bench::edge::{cycle, drive, median, mint, once, CONNECTIONS, REPEAT_UIDS};
-use crate::bench::envoy::{envoy_bin, filter_wasm, native_module, FeedServer, EDGE_KEY, SKU, TICKET_SECRET};
+use crate::bench::envoy::{envoy_bin, filter_wasm, native_module, wait_for_feed_at, FeedServer, EDGE_KEY, SKU, TICKET_SECRET};
 use crate::bench::load::{request_bytes, Source};
 
 /// Rounds (each measures every kind through both builds, each reading between two no-filter ones).
@@ -40,7 +40,27 @@ pub const ROUNDS: usize = 6;
 /// Seconds per reading.
 pub const SECONDS: u64 = 1;
 
-const KINDS: [&str; 4] = ["page", "fresh", "repeat", "status"];
+/// What is measured (module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Page,
+    Fresh,
+    Repeat,
+    Status,
+}
+
+impl Kind {
+    const ALL: [Kind; 4] = [Kind::Page, Kind::Fresh, Kind::Repeat, Kind::Status];
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Page => "page",
+            Kind::Fresh => "fresh",
+            Kind::Repeat => "repeat",
+            Kind::Status => "status",
+        }
+    }
+}
 
 /// One Envoy on the stack's template.
 struct StackEnvoy {
@@ -48,6 +68,8 @@ struct StackEnvoy {
     /// Held for the run: stopped when dropped.
     _process: EnvoyProc,
     addr: SocketAddr,
+    /// Its config and `envoy.log`.
+    dir: PathBuf,
 }
 
 /// Render the stack's template with `module` (or without any filter) and start it.
@@ -71,26 +93,26 @@ fn start(name: &'static str, module: Option<&Path>, origin: SocketAddr, site: &P
     let addr = SocketAddr::from(([127, 0, 0, 1], settings.edge_port));
     let admin = SocketAddr::from(([127, 0, 0, 1], settings.admin_port));
     let envoy = EnvoyProc::start_config(&envoy_bin().map_err(anyhow::Error::msg)?, &yaml, addr, admin, &dir.join("envoy.log"), 2).map_err(anyhow::Error::msg)?;
-    Ok(StackEnvoy { name, _process: envoy, addr })
+    Ok(StackEnvoy { name, _process: envoy, addr, dir })
 }
 
 /// The requests of `kind` for round `round` (fresh uids are new in every round and every Envoy).
-fn requests(kind: &str, envoy: &str, round: u64, batch: u64, repeats: &Arc<Vec<Bytes>>) -> Source {
+fn requests(kind: Kind, envoy: &str, round: u64, batch: u64, repeats: &Arc<Vec<Bytes>>) -> Source {
     match kind {
-        "page" => cycle(Arc::new(vec![request_bytes("GET", "/", &[])])),
-        "status" => cycle(Arc::new(vec![request_bytes("GET", &format!("/api/sales/{SKU}"), &[])])),
-        "fresh" => once(mint(&format!("s{envoy}{round}-"), 0, batch)),
-        _ => cycle(repeats.clone()),
+        Kind::Page => cycle(Arc::new(vec![request_bytes("GET", "/", &[])])),
+        Kind::Status => cycle(Arc::new(vec![request_bytes("GET", &format!("/api/sales/{SKU}"), &[])])),
+        Kind::Fresh => once(mint(&format!("s{envoy}{round}-"), 0, batch)),
+        Kind::Repeat => cycle(repeats.clone()),
     }
 }
 
 /// One reading of `kind` through `e`: requests per second, every answer checked.
-async fn measure(e: &StackEnvoy, kind: &str, round: u64, batch: u64, repeats: &Arc<Vec<Bytes>>) -> anyhow::Result<f64> {
+async fn measure(e: &StackEnvoy, kind: Kind, round: u64, batch: u64, repeats: &Arc<Vec<Bytes>>) -> anyhow::Result<f64> {
     let r = drive(e.addr, CONNECTIONS, Duration::from_secs(SECONDS), requests(kind, e.name, round, batch, repeats)).await;
     // A repeat is refused by the filter (429) and answered by the origin without it (200).
-    let expected = if kind == "repeat" && e.name != "none" { 429 } else { 200 };
+    let expected = if kind == Kind::Repeat && e.name != "none" { 429 } else { 200 };
     let wrong = r.answered - r.status(expected);
-    anyhow::ensure!(wrong == 0 && r.errors == 0 && r.answered > 0, "{} / {kind}: {wrong} answers other than {expected}, {} errors: {:?}", e.name, r.errors, r.statuses);
+    anyhow::ensure!(wrong == 0 && r.errors == 0 && r.answered > 0, "{} / {}: {wrong} answers other than {expected}, {} errors: {:?}", e.name, kind.name(), r.errors, r.statuses);
     Ok(r.per_second())
 }
 
@@ -102,18 +124,7 @@ pub async fn run() -> anyhow::Result<serde_json::Value> {
     let none = start("none", None, origin.addr, &site)?;
     let wasm = start("wasm", Some(&filter_wasm().map_err(anyhow::Error::msg)?), origin.addr, &site)?;
     let native = start("native", Some(&native_module().map_err(anyhow::Error::msg)?), origin.addr, &site)?;
-    // The filters have their feed once the status is answered at the edge.
-    for e in [&wasm, &native] {
-        let ready = (0..200).any(|_| {
-            let r = seckill_stack::net::http_get(e.addr, &format!("/api/sales/{SKU}"), &[], Duration::from_secs(1));
-            let at_edge = matches!(&r, Some((200, body)) if body.contains("on_sale"));
-            if !at_edge {
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            at_edge
-        });
-        anyhow::ensure!(ready, "the {} build never answered the sale status at the edge; see its envoy.log", e.name);
-    }
+    anyhow::ensure!(wait_for_feed_at(&[wasm.addr, native.addr], Duration::from_secs(20)), "a build never answered the sale status at the edge; see envoy.log in {} and {}", wasm.dir.display(), native.dir.display());
     println!("edge benchmark on the stack's own Envoy config: 3 Envoys (none / proxy-wasm / native, 2 workers each), {CONNECTIONS} connections, {SECONDS} s readings, {ROUNDS} rounds, each reading between two no-filter readings");
     let repeats = mint("sr", 0, REPEAT_UIDS as u64);
     for e in [&wasm, &native] {
@@ -123,9 +134,9 @@ pub async fn run() -> anyhow::Result<serde_json::Value> {
     let warm = drive(none.addr, CONNECTIONS, Duration::from_secs(1), cycle(repeats.clone())).await;
     let batch = ((warm.per_second() * SECONDS as f64 * 2.0) as u64).max(20_000);
 
-    let mut ratios: BTreeMap<(&str, &str), Vec<f64>> = BTreeMap::new();
+    let mut ratios: BTreeMap<(&str, Kind), Vec<f64>> = BTreeMap::new();
     for round in 0..ROUNDS as u64 {
-        for kind in KINDS {
+        for kind in Kind::ALL {
             let mut before = measure(&none, kind, round, batch, &repeats).await?;
             for e in [&wasm, &native] {
                 let rate = measure(e, kind, round, batch, &repeats).await?;
@@ -139,14 +150,14 @@ pub async fn run() -> anyhow::Result<serde_json::Value> {
 }
 
 /// Print the medians and build the JSON.
-fn report(ratios: &BTreeMap<(&str, &str), Vec<f64>>) -> anyhow::Result<serde_json::Value> {
+fn report(ratios: &BTreeMap<(&str, Kind), Vec<f64>>) -> anyhow::Result<serde_json::Value> {
     let mut out = serde_json::Map::new();
     println!("  {:<10} {:>10} {:>10}   (ratio to the same config without the filter; medians of {ROUNDS})", "request", "proxy-wasm", "native");
-    for kind in KINDS {
+    for kind in Kind::ALL {
         let get = |build: &str| median(&mut ratios.get(&(build, kind)).cloned().unwrap_or_default());
         let (w, n) = (get("wasm"), get("native"));
-        println!("  {kind:<10} {w:>10.2} {n:>10.2}");
-        out.insert(kind.into(), serde_json::json!({"proxy_wasm": w, "native": n, "rounds_proxy_wasm": ratios.get(&("wasm", kind)), "rounds_native": ratios.get(&("native", kind))}));
+        println!("  {:<10} {w:>10.2} {n:>10.2}", kind.name());
+        out.insert(kind.name().into(), serde_json::json!({"proxy_wasm": w, "native": n, "rounds_proxy_wasm": ratios.get(&("wasm", kind)), "rounds_native": ratios.get(&("native", kind))}));
     }
     Ok(serde_json::json!({"connections": CONNECTIONS, "seconds_per_reading": SECONDS, "rounds": ROUNDS, "ratio_to_no_filter": out}))
 }

@@ -184,6 +184,20 @@ pub fn render(wasm: &Path, filter_config: &str, feed: SocketAddr) -> Result<Benc
     Ok(BenchConfig { plain: loopback(plain), native: loopback(native), filter: loopback(filter), module, references, native_references, admin: loopback(admin), yaml })
 }
 
+/// Wait until every Envoy filter at `edges` has its flags feed: each answers the bench sku's sale
+/// status itself (`on_sale`).
+pub fn wait_for_feed_at(edges: &[SocketAddr], within: Duration) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    let has_feed = |addr: &SocketAddr| matches!(http_get(*addr, &format!("/api/sales/{SKU}"), &[], Duration::from_secs(1)), Some((200, body)) if body.contains("on_sale"));
+    while std::time::Instant::now() < deadline {
+        if edges.iter().all(has_feed) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
 impl BenchEnvoy {
     /// Render and start; waits until every listener accepts connections.
     pub fn start(envoy_bin: &Path, wasm: &Path, filter_config: &str, feed: SocketAddr, name: &str) -> Result<BenchEnvoy, String> {
@@ -214,15 +228,8 @@ impl BenchEnvoy {
 
     /// Wait until the filter has the feed (the sale status is answered at the edge).
     pub fn wait_for_feed(&self, within: Duration) -> bool {
-        let deadline = std::time::Instant::now() + within;
-        let has_feed = |addr: SocketAddr| matches!(http_get(addr, &format!("/api/sales/{SKU}"), &[], Duration::from_secs(1)), Some((200, body)) if body.contains("on_sale"));
-        while std::time::Instant::now() < deadline {
-            if has_feed(self.filter) && self.module.is_none_or(has_feed) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        false
+        let edges: Vec<SocketAddr> = std::iter::once(self.filter).chain(self.module).collect();
+        wait_for_feed_at(&edges, within)
     }
 
     pub fn memory(&self) -> Memory {
