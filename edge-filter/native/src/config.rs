@@ -17,7 +17,7 @@
 
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -48,8 +48,12 @@ const EVENT_TICK: u64 = 1;
 #[derive(Debug)]
 pub struct Shared {
     pub id: u64,
+    /// This config's own `Arc`, for the workers that keep it.
+    me: Weak<Shared>,
     pub cfg: Config,
+    /// The host of the main thread's events (feed polls, counter flushes).
     pub host: NativeHost,
+    counts: Counts,
     pub fault: bool,
     envoy: SendPtr,
     scheduler: SendPtr,
@@ -68,7 +72,8 @@ impl Shared {
     /// Parse and set up a configuration (main thread, inside `on_http_filter_config_new`).
     pub fn create(config_envoy: EnvoyPtr, name: &[u8], json: &[u8]) -> Result<Arc<Shared>, ConfigRefused> {
         let parse::FilterConfig { cfg, fault } = parse::filter_config(name, json)?;
-        let host = NativeHost { store: Arc::new(Store::default()), counts: Arc::new(Counts::define(config_envoy)) };
+        let counts = Counts::define(config_envoy);
+        let host = NativeHost { store: Arc::new(Store::new(cfg.buckets)), counts: counts.writer() };
         if let Err(c) = init_keys(&host, cfg.buckets, cfg.slots_per_bucket) {
             host.count(c);
             host::log(Level::Warn, "seckill edge filter (native): could not create every shared-data key up front; continuing");
@@ -79,10 +84,12 @@ impl Shared {
         // The poller's lease owner id: distinct from the worker ids the workers claim (which count
         // the workers sharing the admission budget), so the main thread is not counted as one.
         let poller = Poller::new((1 << 63) | id);
-        let shared = Arc::new(Shared {
+        let shared = Arc::new_cyclic(|me| Shared {
             id,
+            me: Weak::clone(me),
             cfg,
             host,
+            counts,
             fault,
             envoy: SendPtr(config_envoy),
             scheduler,
@@ -138,6 +145,21 @@ impl Shared {
         }
     }
 
+    /// A host for one more worker thread: the shared store, counters of its own.
+    pub fn worker_host(&self) -> NativeHost {
+        NativeHost { store: Arc::clone(&self.host.store), counts: self.counts.writer() }
+    }
+
+    /// A reference of one's own to this config (`None` once it is being dropped).
+    pub fn arc(&self) -> Option<Arc<Shared>> {
+        self.me.upgrade()
+    }
+
+    /// Whether Envoy has destroyed this configuration (its workers are then dropped).
+    pub fn destroyed(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
     /// Wake `stream` through `scheduler` at `turn_ms`.
     pub fn wait(&self, stream: u64, turn_ms: u64, scheduler: SendPtr) {
         lock(&self.held).push(stream, turn_ms, scheduler);
@@ -150,7 +172,7 @@ impl Shared {
 
     /// The config scheduler's event (main thread): flush counters, poll the feed when due.
     pub fn on_scheduled(&self) {
-        self.host.counts.flush(self.envoy.0);
+        self.counts.flush(self.envoy.0);
         let Ok(now) = host::now_ms() else {
             self.host.count(Counter::HostErrors);
             return;
@@ -183,7 +205,7 @@ impl Shared {
     pub fn on_callout_done(&self, id: u64, status: Option<u16>, body: &[u8]) {
         let now = host::now_ms().unwrap_or(0);
         lock(&self.poller).on_response(&self.host, &self.cfg, token(id), status, Some(body), now);
-        self.host.counts.flush(self.envoy.0);
+        self.counts.flush(self.envoy.0);
     }
 
     /// Stop the ticker and release the config scheduler (main thread, config destroyed).
@@ -207,20 +229,14 @@ pub fn into_envoy(shared: Arc<Shared>) -> *const c_void {
     Arc::into_raw(shared) as *const c_void
 }
 
-/// Borrow the config behind Envoy's pointer (clone of the `Arc`).
+/// The config behind Envoy's pointer, borrowed for the current call (no reference taken: Envoy
+/// keeps the config alive while any of its filters lives, and calls `..._config_destroy` last).
 ///
 /// # Safety
 /// `ptr` must come from [`into_envoy`] and not yet be released by [`release`].
-pub unsafe fn borrow(ptr: *const c_void) -> Option<Arc<Shared>> {
-    if ptr.is_null() {
-        return None;
-    }
-    let ptr = ptr as *const Shared;
-    // SAFETY: per the contract, `ptr` is a live `Arc<Shared>` raw pointer.
-    unsafe {
-        Arc::increment_strong_count(ptr);
-        Some(Arc::from_raw(ptr))
-    }
+pub unsafe fn borrow<'a>(ptr: *const c_void) -> Option<&'a Shared> {
+    // SAFETY: per the contract, `ptr` is null or a live `Arc<Shared>` raw pointer.
+    unsafe { (ptr as *const Shared).as_ref() }
 }
 
 /// Release Envoy's reference.

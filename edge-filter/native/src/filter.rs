@@ -21,12 +21,14 @@ use seckill_edge::{Counter, Decision, Edge, Held, Host, Learn, Reply, Request};
 
 use crate::abi::{self, EnvoyBuffer, EnvoyHttpHeader, EnvoyPtr, ModuleBuffer, ModuleHttpHeader};
 use crate::config::{self, SendPtr, Shared};
-use crate::host::now_ms;
+use crate::host::{now_ms, NativeHost};
 use crate::parse;
 
 /// One worker thread's edge for one configuration.
 pub struct Worker {
-    config_id: u64,
+    shared: Arc<Shared>,
+    /// The shared store, with this worker's own counters.
+    host: NativeHost,
     edge: Edge,
     /// When the per-interval work (`Edge::on_tick`: the worker count) last ran.
     ticked_at: Cell<u64>,
@@ -36,18 +38,21 @@ thread_local! {
     static WORKERS: RefCell<Vec<Rc<Worker>>> = const { RefCell::new(Vec::new()) };
 }
 
-/// This thread's worker for `shared` (created, and counted as a worker, on first use).
+/// This thread's worker for `shared` (created, and counted as a worker, on first use; the
+/// workers of configurations Envoy has destroyed are dropped then).
 fn worker_for(shared: &Shared) -> Option<Rc<Worker>> {
     WORKERS
         .try_with(|w| {
             let mut workers = w.try_borrow_mut().ok()?;
-            if let Some(found) = workers.iter().find(|x| x.config_id == shared.id) {
+            if let Some(found) = workers.iter().find(|x| x.shared.id == shared.id) {
                 return Some(Rc::clone(found));
             }
-            if let Err(c) = claim_worker_id(&shared.host, shared.cfg.cas_retries) {
-                shared.host.count(c);
+            workers.retain(|x| !x.shared.destroyed());
+            let host = shared.worker_host();
+            if let Err(c) = claim_worker_id(&host, shared.cfg.cas_retries) {
+                host.count(c);
             }
-            let worker = Rc::new(Worker { config_id: shared.id, edge: Edge::new(shared.cfg.clone()), ticked_at: Cell::new(0) });
+            let worker = Rc::new(Worker { shared: shared.arc()?, host, edge: Edge::new(shared.cfg.clone()), ticked_at: Cell::new(0) });
             workers.push(Rc::clone(&worker));
             Some(worker)
         })
@@ -55,18 +60,19 @@ fn worker_for(shared: &Shared) -> Option<Rc<Worker>> {
         .flatten()
 }
 
-static NEXT_STREAM: AtomicU64 = AtomicU64::new(1);
+/// Ids of streams held by the start lottery (only those need one).
+static NEXT_HELD_STREAM: AtomicU64 = AtomicU64::new(1);
 
 /// The module's side of one stream.
 pub struct Filter {
-    shared: Arc<Shared>,
+    /// `None` only when this thread could not make its worker (then the filter lets all pass).
     worker: Option<Rc<Worker>>,
-    stream: u64,
     /// Set when a buy was passed to the origin: learn from its answer's headers.
     learn: Option<Learn>,
     /// The start lottery's hold, decided again when the scheduler fires.
     held: Option<Held>,
-    scheduler: Option<SendPtr>,
+    /// The stream's id and scheduler, once held.
+    scheduler: Option<(u64, SendPtr)>,
 }
 
 /// The request headers as Envoy lists them (pointers into Envoy's map, valid during the call
@@ -114,49 +120,39 @@ fn response_header(envoy: EnvoyPtr, name: &str) -> Option<String> {
 }
 
 impl Filter {
-    pub fn new(shared: Arc<Shared>) -> Filter {
-        let worker = worker_for(&shared);
-        Filter { shared, worker, stream: NEXT_STREAM.fetch_add(1, Ordering::Relaxed), learn: None, held: None, scheduler: None }
+    pub fn new(shared: &Shared) -> Filter {
+        Filter { worker: worker_for(shared), learn: None, held: None, scheduler: None }
     }
 
     /// Decide the request from its headers, without changing them (the borrowed values point
     /// into Envoy's map). Returns the decision and the client's reserved header names.
-    fn decide(&self, envoy: EnvoyPtr, worker: &Worker) -> (Decision, Vec<Vec<u8>>) {
+    fn decide(envoy: EnvoyPtr, worker: &Worker) -> (Decision, Vec<Vec<u8>>) {
         let list = request_headers(envoy);
         // SAFETY: Envoy's header pointers, valid until the map changes (not before we return).
         let head = parse::request_head(list.iter().map(|h| unsafe { h.pair() }));
-        if self.shared.fault && head.path == Some(config::FAULT_PATH) {
+        if worker.shared.fault && head.path == Some(config::FAULT_PATH) {
             panic!("test-only fault: {} requested", config::FAULT_PATH);
         }
         let req = Request { method: head.method.unwrap_or(""), path: head.path.unwrap_or(""), authorization: head.authorization, proof: head.proof };
-        (worker.edge.on_request(&self.shared.host, &req), head.reserved)
+        (worker.edge.on_request(&worker.host, &req), head.reserved)
     }
 
     /// `on_http_filter_request_headers`: returns the ABI status.
     pub fn on_request_headers(&mut self, envoy: EnvoyPtr) -> u32 {
         let Some(worker) = self.worker.clone() else { return abi::STATUS_CONTINUE };
-        self.tick(&worker);
-        let (decision, reserved) = self.decide(envoy, &worker);
+        worker.tick();
+        let (decision, reserved) = Filter::decide(envoy, &worker);
         for name in &reserved {
             // A client never speaks for the edge: drop every x-seckill-* header it sent.
             if !set_request_header(envoy, name, None) {
-                self.shared.host.count(Counter::HostErrors);
+                worker.host.count(Counter::HostErrors);
             }
         }
-        self.act(envoy, decision)
-    }
-
-    /// Once per poll interval per worker: what the proxy-wasm build does on each worker's tick.
-    fn tick(&self, worker: &Worker) {
-        let Ok(now) = now_ms() else { return };
-        if now.saturating_sub(worker.ticked_at.get()) >= self.shared.cfg.poll_interval_ms {
-            worker.ticked_at.set(now);
-            worker.edge.on_tick(&self.shared.host);
-        }
+        self.act(envoy, &worker, decision)
     }
 
     /// Carry out a decision; the ABI status for a headers callback.
-    fn act(&mut self, envoy: EnvoyPtr, decision: Decision) -> u32 {
+    fn act(&mut self, envoy: EnvoyPtr, worker: &Worker, decision: Decision) -> u32 {
         match decision {
             Decision::Reply(reply) => {
                 send_reply(envoy, &reply);
@@ -165,7 +161,7 @@ impl Filter {
             Decision::Forward(fwd) => {
                 for (name, value) in &fwd.set_headers {
                     if !set_request_header(envoy, name.as_bytes(), Some(value.as_bytes())) {
-                        self.shared.host.count(Counter::HostErrors);
+                        worker.host.count(Counter::HostErrors);
                     }
                 }
                 self.learn = fwd.learn;
@@ -175,14 +171,14 @@ impl Filter {
                 if self.scheduler.is_none() {
                     // SAFETY: live filter of the current call.
                     let s = unsafe { abi::envoy_dynamic_module_callback_http_filter_scheduler_new(envoy) };
-                    self.scheduler = (!s.is_null()).then_some(SendPtr(s));
+                    self.scheduler = (!s.is_null()).then(|| (NEXT_HELD_STREAM.fetch_add(1, Ordering::Relaxed), SendPtr(s)));
                 }
-                let Some(scheduler) = self.scheduler else {
+                let Some((stream, scheduler)) = self.scheduler else {
                     // Cannot wait (never expected): let the origin decide.
-                    self.shared.host.count(Counter::HostErrors);
+                    worker.host.count(Counter::HostErrors);
                     return abi::STATUS_CONTINUE;
                 };
-                self.shared.wait(self.stream, held.turn_ms, scheduler);
+                worker.shared.wait(stream, held.turn_ms, scheduler);
                 self.held = Some(held);
                 abi::STATUS_STOP_ITERATION
             }
@@ -193,9 +189,9 @@ impl Filter {
     pub fn on_scheduled(&mut self, envoy: EnvoyPtr) {
         let (Some(worker), Some(held)) = (self.worker.clone(), self.held.take()) else { return };
         let now = now_ms().unwrap_or(held.turn_ms);
-        let decision = worker.edge.on_turn(&self.shared.host, &held, now);
+        let decision = worker.edge.on_turn(&worker.host, &held, now);
         let forward = matches!(decision, Decision::Forward(_));
-        let status = self.act(envoy, decision);
+        let status = self.act(envoy, &worker, decision);
         if forward && status == abi::STATUS_CONTINUE {
             // SAFETY: live filter; its request was stopped in the headers callback.
             unsafe { abi::envoy_dynamic_module_callback_http_filter_continue_decoding(envoy) };
@@ -208,16 +204,30 @@ impl Filter {
         let outcome = response_header(envoy, headers::OUTCOME);
         // Only a win carries an order id worth a second call.
         let order_id = outcome.as_deref().filter(|o| parse::outcome_is_win(o)).and_then(|_| response_header(envoy, headers::ORDER_ID));
-        worker.edge.on_response(&self.shared.host, &learn, outcome.as_deref(), order_id.as_deref());
+        worker.edge.on_response(&worker.host, &learn, outcome.as_deref(), order_id.as_deref());
+    }
+}
+
+impl Worker {
+    /// Once per poll interval per worker: what the proxy-wasm build does on each worker's tick.
+    fn tick(&self) {
+        let Ok(now) = now_ms() else { return };
+        if now.saturating_sub(self.ticked_at.get()) >= self.shared.cfg.poll_interval_ms {
+            self.ticked_at.set(now);
+            self.edge.on_tick(&self.host);
+        }
     }
 }
 
 impl Drop for Filter {
     /// The stream is over: stop waiting for its turn, then release its scheduler.
     fn drop(&mut self) {
-        if let Some(s) = self.scheduler.take() {
-            self.shared.forget(self.stream);
-            // SAFETY: no longer in the ticker's list, so nothing else uses it.
+        if let Some((stream, s)) = self.scheduler.take() {
+            if let Some(worker) = &self.worker {
+                worker.shared.forget(stream);
+            }
+            // SAFETY: no longer in the ticker's list (a scheduler is only made with a worker),
+            // so nothing else uses it.
             unsafe { abi::envoy_dynamic_module_callback_http_filter_scheduler_delete(s.0) };
         }
     }

@@ -3,13 +3,14 @@
 //!
 //! - shared data: [`Store`] (in-process map with CAS tokens, shared by every worker thread);
 //! - clock: the system clock (what Envoy's `get_current_time` returns to proxy-wasm);
-//! - counters: one atomic per [`Counter`], added to on any thread without calling Envoy, and
-//!   handed to Envoy's counters (defined at configure time) on the main thread by the flush that
-//!   runs every `poll_interval_ms` (as the proxy-wasm build batches them per tick);
+//! - counters: one atomic per [`Counter`] per writer (each worker thread, and the main thread),
+//!   added to without calling Envoy, and summed into Envoy's counters (defined at configure
+//!   time) on the main thread by the flush that runs every `poll_interval_ms` (as the
+//!   proxy-wasm build batches them per tick);
 //! - logs: `envoy_dynamic_module_callback_log` (thread-safe).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use seckill_edge::{Counter, Host, HostError, Level, SetError, Shared};
@@ -17,11 +18,30 @@ use seckill_edge::{Counter, Host, HostError, Level, SetError, Shared};
 use crate::abi::{self, EnvoyPtr, ModuleBuffer};
 use crate::store::Store;
 
-/// Counters not yet handed to Envoy, and Envoy's ids for them.
+/// One writer's counters not yet handed to Envoy, on cache lines of their own (so that two
+/// workers counting never contend for a line; only the flush, every `poll_interval_ms`, reads
+/// them from another thread).
+#[derive(Debug)]
+#[repr(align(64))]
+pub struct Pending([AtomicU64; Counter::ALL.len()]);
+
+impl Pending {
+    fn new() -> Pending {
+        Pending(std::array::from_fn(|_| AtomicU64::new(0)))
+    }
+
+    pub fn add(&self, c: Counter) {
+        if let Some(p) = self.0.get(c.index()) {
+            p.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Envoy's ids for the counters, and every writer's [`Pending`] counts.
 #[derive(Debug)]
 pub struct Counts {
-    pending: [AtomicU64; Counter::ALL.len()],
     ids: [Option<usize>; Counter::ALL.len()],
+    writers: Mutex<Vec<Arc<Pending>>>,
 }
 
 impl Counts {
@@ -38,19 +58,22 @@ impl Counts {
             };
             *slot = (r == abi::METRICS_SUCCESS).then_some(id);
         }
-        Counts { pending: std::array::from_fn(|_| AtomicU64::new(0)), ids }
+        Counts { ids, writers: Mutex::new(Vec::new()) }
     }
 
-    pub fn add(&self, c: Counter) {
-        if let Some(p) = self.pending.get(c.index()) {
-            p.fetch_add(1, Ordering::Relaxed);
-        }
+    /// Counts for one more writer (a worker thread, or the main thread's config events).
+    pub fn writer(&self) -> Arc<Pending> {
+        let pending = Arc::new(Pending::new());
+        self.writers.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(Arc::clone(&pending));
+        pending
     }
 
-    /// Hand the pending counts to Envoy (main thread, with the live config).
+    /// Hand every writer's pending counts to Envoy (main thread, with the live config).
     pub fn flush(&self, config_envoy: EnvoyPtr) {
-        for (pending, id) in self.pending.iter().zip(self.ids.iter()) {
-            let (Some(id), n) = (id, pending.swap(0, Ordering::Relaxed)) else { continue };
+        let writers = self.writers.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        for (i, id) in self.ids.iter().enumerate() {
+            let Some(id) = id else { continue };
+            let n: u64 = writers.iter().filter_map(|w| w.0.get(i)).map(|p| p.swap(0, Ordering::Relaxed)).sum();
             if n > 0 {
                 // SAFETY: called on the main thread from an Envoy event of this live config.
                 unsafe {
@@ -61,11 +84,11 @@ impl Counts {
     }
 }
 
-/// The host handed to the logic (cheap to clone: two `Arc`s).
+/// The host handed to the logic by one writer (cheap to clone: two `Arc`s).
 #[derive(Debug, Clone)]
 pub struct NativeHost {
     pub store: Arc<Store>,
-    pub counts: Arc<Counts>,
+    pub counts: Arc<Pending>,
 }
 
 pub fn log(level: Level, message: &str) {
