@@ -15,6 +15,10 @@
 //!    42 s, and its single no-filter reading was no yardstick for the others). The median over
 //!    rounds is reported; "X over Y" figures are medians of the per-round ratio of ratios. Requests are pre-built (tickets
 //!    pre-minted) and the load generator runs on one thread, so it takes as little CPU as it can.
+//!    Each reading also takes Envoy's CPU time per request (every thread's `schedstat`, which
+//!    leaves out the time the hypervisor gave the CPU to someone else), and the `cpu` column is
+//!    the no-filter readings' CPU per request over the variant's: the same scale as the
+//!    throughput ratio (1.0 = free), and less moved by the host's neighbours.
 //! 2. **Memory**: 1,000,000 distinct uids through the filter with its default configuration (a
 //!    fresh Envoy), Envoy's `VmRSS` and admin `/memory` before, half-way and after, against the
 //!    filter's stated bound. `edge-memory-10m` runs the same with 10,000,000 uids (ten times the
@@ -31,7 +35,7 @@ use bytes::Bytes;
 use seckill_stack::edge_build::{self, EdgeBuild};
 use seckill_stack::envoy_proc::dev_filter_config;
 
-use crate::bench::envoy::{buy_request, envoy_bin, filter_wasm, mib, native_module, slots_bound_bytes, BenchEnvoy, FeedServer, Memory, EDGE_KEY, TICKET_SECRET};
+use crate::bench::envoy::{buy_request, cpu_ns, envoy_bin, filter_wasm, mib, native_module, slots_bound_bytes, BenchEnvoy, FeedServer, Memory, EDGE_KEY, TICKET_SECRET};
 use crate::bench::load::{self, LoadReport, Source};
 
 /// Connections of the load generator.
@@ -189,8 +193,29 @@ pub(crate) fn median(v: &mut [f64]) -> f64 {
     }
 }
 
-/// One reading of variant `v`: requests per second over [`SECONDS`], every answer checked.
-async fn measure(envoy: &BenchEnvoy, module: SocketAddr, v: Variant, repeats: &Arc<Vec<Bytes>>, fresh_from: u64, batch: u64) -> anyhow::Result<f64> {
+/// One reading of a variant.
+#[derive(Debug, Clone, Copy)]
+struct Reading {
+    per_second: f64,
+    /// Envoy's CPU time per answer, every thread (`None` if `/proc` could not be read).
+    cpu_ns_per_request: Option<f64>,
+}
+
+/// How a variant's reading compares with the no-filter readings either side of it: throughput
+/// over their mean, and their mean CPU per request over the variant's (both 1.0 = costs nothing,
+/// 0.9 = a tenth less).
+fn against_plain(v: Reading, before: Reading, after: Reading) -> (f64, Option<f64>) {
+    let rate = v.per_second / ((before.per_second + after.per_second) / 2.0).max(1e-9);
+    let cpu = match (v.cpu_ns_per_request, before.cpu_ns_per_request, after.cpu_ns_per_request) {
+        (Some(v), Some(b), Some(a)) if v > 0.0 => Some((a + b) / 2.0 / v),
+        _ => None,
+    };
+    (rate, cpu)
+}
+
+/// One reading of variant `v`: requests per second over [`SECONDS`], every answer checked, and
+/// Envoy's CPU time per request over the same seconds.
+async fn measure(envoy: &BenchEnvoy, module: SocketAddr, v: Variant, repeats: &Arc<Vec<Bytes>>, fresh_from: u64, batch: u64) -> anyhow::Result<Reading> {
     let (addr, source) = match v {
         Variant::Plain => (envoy.plain, cycle(repeats.clone())),
         Variant::NativeRepeat => (envoy.native, cycle(repeats.clone())),
@@ -210,10 +235,17 @@ async fn measure(envoy: &BenchEnvoy, module: SocketAddr, v: Variant, repeats: &A
             (addr, once(mint(prefix, fresh_from, batch)))
         }
     };
+    let pid = envoy.envoy.pid();
+    let cpu_before = pid.and_then(cpu_ns);
     let r = drive(addr, CONNECTIONS, Duration::from_secs(SECONDS), source).await;
+    let cpu_after = pid.and_then(cpu_ns);
     let wrong = r.answered - r.status(v.expected());
     anyhow::ensure!(wrong == 0 && r.errors == 0, "{}: {wrong} answers other than {} and {} errors: {:?}", v.label(), v.expected(), r.errors, r.statuses);
-    Ok(r.per_second())
+    let cpu_ns_per_request = match (cpu_before, cpu_after) {
+        (Some(b), Some(a)) if r.answered > 0 => Some(a.saturating_sub(b) as f64 / r.answered as f64),
+        _ => None,
+    };
+    Ok(Reading { per_second: r.per_second(), cpu_ns_per_request })
 }
 
 /// The throughput part. Returns the JSON for `edge.json`.
@@ -245,6 +277,7 @@ pub async fn throughput() -> anyhow::Result<serde_json::Value> {
 
     let mut rates: BTreeMap<Variant, Vec<f64>> = BTreeMap::new();
     let mut ratios: BTreeMap<Variant, Vec<f64>> = BTreeMap::new();
+    let mut cpu_ratios: BTreeMap<Variant, Vec<f64>> = BTreeMap::new();
     let mut fresh_from = 0u64;
     // `SECKILL_BENCH_ONLY=key,key`: only these variants (and no filter), e.g. to profile one path.
     let only = std::env::var("SECKILL_BENCH_ONLY").ok();
@@ -257,19 +290,22 @@ pub async fn throughput() -> anyhow::Result<serde_json::Value> {
         for v in order {
             // Each variant between two no-filter readings: this shared machine's speed drifts by
             // tens of percent within a minute, so a variant is compared with the seconds around it.
-            let rate = measure(&envoy, module, v, &repeats, fresh_from, batch).await?;
+            let reading = measure(&envoy, module, v, &repeats, fresh_from, batch).await?;
             let plain_after = measure(&envoy, module, Variant::Plain, &repeats, fresh_from, batch).await?;
-            rates.entry(Variant::Plain).or_default().push(plain_after);
-            ratios.entry(v).or_default().push(rate / ((plain_before + plain_after) / 2.0).max(1e-9));
-            rates.entry(v).or_default().push(rate);
-            this_round.insert(v, rate);
+            let (ratio, cpu_ratio) = against_plain(reading, plain_before, plain_after);
+            rates.entry(Variant::Plain).or_default().push(plain_after.per_second);
+            ratios.entry(v).or_default().push(ratio);
+            cpu_ratios.entry(v).or_default().extend(cpu_ratio);
+            rates.entry(v).or_default().push(reading.per_second);
+            this_round.insert(v, reading.per_second);
             plain_before = plain_after;
         }
         fresh_from += batch;
         let line: Vec<String> = Variant::ALL.iter().filter(|v| **v != Variant::Plain).map(|v| format!("{:.0}", this_round.get(v).copied().unwrap_or(0.0))).collect();
-        println!("  round {}: req/s {} (no filter between them: {:.0} on the last)", round + 1, line.join(" / "), plain_before);
+        println!("  round {}: req/s {} (no filter between them: {:.0} on the last)", round + 1, line.join(" / "), plain_before.per_second);
     }
     ratios.insert(Variant::Plain, vec![1.0]);
+    cpu_ratios.insert(Variant::Plain, vec![1.0]);
 
     // The filter hands its counts to Envoy on each worker's tick (100 ms).
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -281,7 +317,7 @@ pub async fn throughput() -> anyhow::Result<serde_json::Value> {
     let evictions = stats("wasmcustom.seckill_edge_evictions");
     let cas_exhausted = stats("wasmcustom.seckill_edge_cas_exhausted");
 
-    println!("  {:<62} {:>10} {:>7}   rounds (req/s)", "variant", "req/s", "ratio");
+    println!("  {:<62} {:>10} {:>7} {:>7}   rounds (req/s)", "variant", "req/s", "ratio", "cpu");
     let mut out = serde_json::Map::new();
     for v in Variant::ALL {
         let mut r = rates.get(&v).cloned().unwrap_or_default();
@@ -291,25 +327,33 @@ pub async fn throughput() -> anyhow::Result<serde_json::Value> {
         let mut q = ratios.get(&v).cloned().unwrap_or_default();
         let rounds: Vec<String> = if v == Variant::Plain { vec![format!("{} readings, {:.0}..{:.0}", r.len(), r.iter().copied().fold(f64::INFINITY, f64::min), r.iter().copied().fold(0.0, f64::max))] } else { r.iter().map(|x| format!("{x:.0}")).collect() };
         let (rate, ratio) = (median(&mut r), median(&mut q));
+        let cpu = median(&mut cpu_ratios.get(&v).cloned().unwrap_or_default());
         let target = match v {
             Variant::FilterFresh | Variant::FilterRepeat => if ratio >= 0.70 { "  (target >= 0.70: met)" } else { "  (target >= 0.70: MISSED)" },
             Variant::ModuleFresh | Variant::ModuleRepeat => if ratio >= 0.90 { "  (target >= 0.90: met)" } else { "  (target >= 0.90: MISSED)" },
             _ => "",
         };
-        println!("  {:<62} {:>10.0} {:>7.2}   [{}]{target}", v.label(), rate, ratio, rounds.join(", "));
-        out.insert(v.key().into(), serde_json::json!({"req_per_s": rate, "ratio_to_no_filter": ratio, "rounds_req_per_s": rates.get(&v), "rounds_ratio": ratios.get(&v)}));
+        println!("  {:<62} {:>10.0} {:>7.2} {:>7.2}   [{}]{target}", v.label(), rate, ratio, cpu, rounds.join(", "));
+        out.insert(
+            v.key().into(),
+            serde_json::json!({"req_per_s": rate, "ratio_to_no_filter": ratio, "cpu_ratio_to_no_filter": cpu, "rounds_req_per_s": rates.get(&v), "rounds_ratio": ratios.get(&v), "rounds_cpu_ratio": cpu_ratios.get(&v)}),
+        );
     }
     // The seckill filter against the reference making the same host calls, round by round.
-    let against = |v: Variant, floor: Variant| -> f64 {
-        let (ours, floor) = (ratios.get(&v).cloned().unwrap_or_default(), ratios.get(&floor).cloned().unwrap_or_default());
+    let against_in = |by: &BTreeMap<Variant, Vec<f64>>, v: Variant, floor: Variant| -> f64 {
+        let (ours, floor) = (by.get(&v).cloned().unwrap_or_default(), by.get(&floor).cloned().unwrap_or_default());
         median(&mut ours.iter().zip(&floor).map(|(o, f)| o / f.max(1e-9)).collect::<Vec<f64>>())
     };
+    let against = |v: Variant, floor: Variant| against_in(&ratios, v, floor);
     let (fresh_vs_floor, repeats_vs_floor) = (against(Variant::FilterFresh, Variant::ReferencePass), against(Variant::FilterRepeat, Variant::ReferenceRefuse));
     println!("  seckill filter / reference filter making the same host calls (same rounds): fresh uids {fresh_vs_floor:.2}, throttled repeats {repeats_vs_floor:.2}");
     let (module_vs_wasm_fresh, module_vs_wasm_repeats) = (against(Variant::ModuleFresh, Variant::FilterFresh), against(Variant::ModuleRepeat, Variant::FilterRepeat));
     let module_vs_limiter = against(Variant::ModuleRepeat, Variant::NativeRepeat);
     let (module_vs_floor_fresh, module_vs_floor_repeats) = (against(Variant::ModuleFresh, Variant::NativeReferencePass), against(Variant::ModuleRepeat, Variant::NativeReferenceRefuse));
     println!("  native module / native reference module making the same ABI calls (same rounds): fresh uids {module_vs_floor_fresh:.2}, throttled repeats {module_vs_floor_repeats:.2}");
+    let (cpu_floor_fresh, cpu_floor_repeats) = (against_in(&cpu_ratios, Variant::ModuleFresh, Variant::NativeReferencePass), against_in(&cpu_ratios, Variant::ModuleRepeat, Variant::NativeReferenceRefuse));
+    let cpu_vs_limiter = against_in(&cpu_ratios, Variant::ModuleRepeat, Variant::NativeRepeat);
+    println!("  the same in Envoy CPU per request: native module / its reference: fresh uids {cpu_floor_fresh:.2}, throttled repeats {cpu_floor_repeats:.2}; native module repeats / local_ratelimit repeats {cpu_vs_limiter:.2}");
     println!(
         "  native module / proxy-wasm build (same rounds): fresh uids {module_vs_wasm_fresh:.2}, repeats {module_vs_wasm_repeats:.2}; native module repeats / local_ratelimit repeats {module_vs_limiter:.2}{}",
         if module_vs_limiter > 1.0 { " (target > 1: met)" } else { " (target > 1: MISSED)" }
@@ -324,6 +368,10 @@ pub async fn throughput() -> anyhow::Result<serde_json::Value> {
         "native_module_vs_proxy_wasm": {"fresh_uids": module_vs_wasm_fresh, "throttled_repeats": module_vs_wasm_repeats},
         "native_module_repeats_vs_local_ratelimit_repeats": module_vs_limiter,
         "native_module_vs_native_reference_same_abi_calls": {"fresh_uids": module_vs_floor_fresh, "throttled_repeats": module_vs_floor_repeats},
+        "cpu_per_request": {
+            "native_module_vs_native_reference_same_abi_calls": {"fresh_uids": cpu_floor_fresh, "throttled_repeats": cpu_floor_repeats},
+            "native_module_repeats_vs_local_ratelimit_repeats": cpu_vs_limiter,
+        },
         "filter_counters": {"passed": passed, "throttled": throttled, "local_refusals": local, "host_errors": host_errors, "cas_exhausted": cas_exhausted},
     }))
 }

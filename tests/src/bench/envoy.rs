@@ -268,6 +268,16 @@ impl Memory {
     }
 }
 
+/// CPU time `pid` has used so far, all its threads summed, in nanoseconds: each thread's time on
+/// a CPU from `/proc/<pid>/task/<tid>/schedstat`, which leaves out the time the hypervisor ran
+/// someone else on that CPU (steal). `None` if the process is unreadable.
+pub fn cpu_ns(pid: u32) -> Option<u64> {
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    // A thread that ended between the listing and its read adds nothing.
+    let on_cpu = |t: std::fs::DirEntry| -> Option<u64> { std::fs::read_to_string(t.path().join("schedstat")).ok()?.split_whitespace().next()?.parse().ok() };
+    Some(threads.flatten().filter_map(on_cpu).sum())
+}
+
 /// `VmRSS` of `pid` in bytes (0 if unreadable).
 pub fn rss_bytes(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
