@@ -17,7 +17,7 @@
 
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -27,7 +27,7 @@ use seckill_edge::{Config, Counter, Host, Level, Poller, TurnQueue, HOLD_TICK_MS
 use crate::abi::{self, EnvoyPtr, ModuleBuffer, ModuleHttpHeader};
 use crate::host::{self, Counts, NativeHost};
 use crate::parse;
-use crate::store::Store;
+use crate::store::{lock, Store};
 
 pub use crate::parse::{ConfigRefused, FAULT_PATH};
 
@@ -62,10 +62,6 @@ pub struct Shared {
     held: Mutex<TurnQueue<u64, SendPtr>>,
     stop: AtomicBool,
     ticker: Mutex<Option<JoinHandle<()>>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Shared {

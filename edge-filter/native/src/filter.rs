@@ -48,11 +48,12 @@ fn worker_for(shared: &Shared) -> Option<Rc<Worker>> {
                 return Some(Rc::clone(found));
             }
             workers.retain(|x| !x.shared.destroyed());
+            let shared = shared.arc()?;
             let host = shared.worker_host();
             if let Err(c) = claim_worker_id(&host, shared.cfg.cas_retries) {
                 host.count(c);
             }
-            let worker = Rc::new(Worker { shared: shared.arc()?, host, edge: Edge::new(shared.cfg.clone()), ticked_at: Cell::new(0) });
+            let worker = Rc::new(Worker { edge: Edge::new(shared.cfg.clone()), shared, host, ticked_at: Cell::new(0) });
             workers.push(Rc::clone(&worker));
             Some(worker)
         })
@@ -124,24 +125,11 @@ impl Filter {
         Filter { worker: worker_for(shared), learn: None, held: None, scheduler: None }
     }
 
-    /// Decide the request from its headers, without changing them (the borrowed values point
-    /// into Envoy's map). Returns the decision and the client's reserved header names.
-    fn decide(envoy: EnvoyPtr, worker: &Worker) -> (Decision, Vec<Vec<u8>>) {
-        let list = request_headers(envoy);
-        // SAFETY: Envoy's header pointers, valid until the map changes (not before we return).
-        let head = parse::request_head(list.iter().map(|h| unsafe { h.pair() }));
-        if worker.shared.fault && head.path == Some(config::FAULT_PATH) {
-            panic!("test-only fault: {} requested", config::FAULT_PATH);
-        }
-        let req = Request { method: head.method.unwrap_or(""), path: head.path.unwrap_or(""), authorization: head.authorization, proof: head.proof };
-        (worker.edge.on_request(&worker.host, &req), head.reserved)
-    }
-
     /// `on_http_filter_request_headers`: returns the ABI status.
     pub fn on_request_headers(&mut self, envoy: EnvoyPtr) -> u32 {
         let Some(worker) = self.worker.clone() else { return abi::STATUS_CONTINUE };
         worker.tick();
-        let (decision, reserved) = Filter::decide(envoy, &worker);
+        let (decision, reserved) = worker.decide(envoy);
         for name in &reserved {
             // A client never speaks for the edge: drop every x-seckill-* header it sent.
             if !set_request_header(envoy, name, None) {
@@ -209,6 +197,19 @@ impl Filter {
 }
 
 impl Worker {
+    /// Decide the request from its headers, without changing them (the borrowed values point
+    /// into Envoy's map). Returns the decision and the client's reserved header names.
+    fn decide(&self, envoy: EnvoyPtr) -> (Decision, Vec<Vec<u8>>) {
+        let list = request_headers(envoy);
+        // SAFETY: Envoy's header pointers, valid until the map changes (not before we return).
+        let head = parse::request_head(list.iter().map(|h| unsafe { h.pair() }));
+        if self.shared.fault && head.path == Some(config::FAULT_PATH) {
+            panic!("test-only fault: {} requested", config::FAULT_PATH);
+        }
+        let req = Request { method: head.method.unwrap_or(""), path: head.path.unwrap_or(""), authorization: head.authorization, proof: head.proof };
+        (self.edge.on_request(&self.host, &req), head.reserved)
+    }
+
     /// Once per poll interval per worker: what the proxy-wasm build does on each worker's tick.
     fn tick(&self) {
         let Ok(now) = now_ms() else { return };

@@ -16,7 +16,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use seckill_edge::{Counter, Host, HostError, Level, SetError, Shared};
 
 use crate::abi::{self, EnvoyPtr, ModuleBuffer};
-use crate::store::Store;
+use crate::store::{lock, Store};
 
 /// One writer's counters not yet handed to Envoy, on cache lines of their own (so that two
 /// workers counting never contend for a line; only the flush, every `poll_interval_ms`, reads
@@ -64,13 +64,13 @@ impl Counts {
     /// Counts for one more writer (a worker thread, or the main thread's config events).
     pub fn writer(&self) -> Arc<Pending> {
         let pending = Arc::new(Pending::new());
-        self.writers.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(Arc::clone(&pending));
+        lock(&self.writers).push(Arc::clone(&pending));
         pending
     }
 
     /// Hand every writer's pending counts to Envoy (main thread, with the live config).
     pub fn flush(&self, config_envoy: EnvoyPtr) {
-        let writers = self.writers.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let writers = lock(&self.writers);
         for (i, id) in self.ids.iter().enumerate() {
             let Some(id) = id else { continue };
             let n: u64 = writers.iter().filter_map(|w| w.0.get(i)).map(|p| p.swap(0, Ordering::Relaxed)).sum();

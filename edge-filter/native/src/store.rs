@@ -62,9 +62,10 @@ pub struct Store {
     others: Mutex<HashMap<String, Cell>>,
 }
 
-/// `m` locked (a lock poisoned by a caught panic is still usable: every write above leaves its
-/// cell consistent before it could panic).
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+/// `m` locked, for every lock of the module. A lock poisoned by a panic the hooks caught is
+/// still usable: each holder leaves its data consistent before anything that could panic (a
+/// store cell is written whole, a queue or list changed by one call).
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 

@@ -201,13 +201,19 @@ struct Reading {
     cpu_ns_per_request: Option<f64>,
 }
 
+/// `x` over the mean of the two readings either side of it: how this bench and `edge-stack`
+/// compare a reading with the drifting machine's speed around it.
+pub(crate) fn over_bracket(x: f64, before: f64, after: f64) -> f64 {
+    x / ((before + after) / 2.0).max(1e-9)
+}
+
 /// How a variant's reading compares with the no-filter readings either side of it: throughput
 /// over their mean, and their mean CPU per request over the variant's (both 1.0 = costs nothing,
 /// 0.9 = a tenth less).
 fn against_plain(v: Reading, before: Reading, after: Reading) -> (f64, Option<f64>) {
-    let rate = v.per_second / ((before.per_second + after.per_second) / 2.0).max(1e-9);
+    let rate = over_bracket(v.per_second, before.per_second, after.per_second);
     let cpu = match (v.cpu_ns_per_request, before.cpu_ns_per_request, after.cpu_ns_per_request) {
-        (Some(v), Some(b), Some(a)) if v > 0.0 => Some((a + b) / 2.0 / v),
+        (Some(v), Some(b), Some(a)) if v > 0.0 => Some(1.0 / over_bracket(v, b, a)),
         _ => None,
     };
     (rate, cpu)

@@ -31,7 +31,7 @@ use seckill_stack::envoy_proc::{dev_filter_config, render_template, EdgeSettings
 use seckill_stack::net::free_port;
 use seckill_stack::paths;
 
-use crate::bench::edge::{cycle, drive, median, mint, once, CONNECTIONS, REPEAT_UIDS};
+use crate::bench::edge::{cycle, drive, median, mint, once, over_bracket, CONNECTIONS, REPEAT_UIDS};
 use crate::bench::envoy::{envoy_bin, filter_wasm, native_module, wait_for_feed_at, FeedServer, EDGE_KEY, SKU, TICKET_SECRET};
 use crate::bench::load::{request_bytes, Source};
 
@@ -141,7 +141,7 @@ pub async fn run() -> anyhow::Result<serde_json::Value> {
             for e in [&wasm, &native] {
                 let rate = measure(e, kind, round, batch, &repeats).await?;
                 let after = measure(&none, kind, round, batch, &repeats).await?;
-                ratios.entry((e.name, kind)).or_default().push(rate / ((before + after) / 2.0).max(1e-9));
+                ratios.entry((e.name, kind)).or_default().push(over_bracket(rate, before, after));
                 before = after;
             }
         }
